@@ -1,0 +1,406 @@
+package log
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// maxQueuedBatches bounds the batches waiting for the commit goroutine; an
+// appender that finds them all full waits, which is the log's backpressure.
+const maxQueuedBatches = 4
+
+// Append adds rec to the log and returns its offset. It does not wait for
+// the write: done, if not nil, is called once, with the offset, when the
+// record is acknowledged under the sync policy (or with the error that
+// prevented it). done runs on the log's commit goroutine, in offset order;
+// it must not block and must not call WaitDurable or Close. Use WaitDurable
+// to block instead.
+//
+// Append copies rec; the caller may reuse it when Append returns. It fails
+// with ErrEmptySubject, ErrRecordTooLarge or ErrClosed without storing
+// anything.
+func (l *Log) Append(rec *Record, done func(off int64, err error)) (int64, error) {
+	size, err := l.check(rec)
+	if err != nil {
+		return -1, err
+	}
+	ts := rec.Time
+	if ts == 0 {
+		ts = time.Now().UnixNano()
+	}
+	l.mu.Lock()
+	if err := l.waitRoomLocked(); err != nil {
+		l.mu.Unlock()
+		return -1, err
+	}
+	e := l.encoderLocked(size)
+	off := e.add(rec, ts)
+	l.assign++
+	if done != nil {
+		e.acks = append(e.acks, ack{last: off, fn: done})
+	}
+	l.mu.Unlock()
+	l.wake()
+	return off, nil
+}
+
+// AppendBatch adds recs, in order and at consecutive offsets, and returns
+// the offset of the first. It is the efficient path for one goroutine with
+// many records: one lock and one wake-up for the lot, and records without a
+// Time share one clock reading. done, if not nil, is called once with the
+// offset of the last record when all of them are acknowledged, under the
+// same rules as Append. If any record is invalid nothing is stored.
+func (l *Log) AppendBatch(recs []Record, done func(last int64, err error)) (int64, error) {
+	if len(recs) == 0 {
+		return l.NextOffset(), nil
+	}
+	total := 0
+	for i := range recs {
+		n, err := l.check(&recs[i])
+		if err != nil {
+			return -1, fmt.Errorf("record %d: %w", i, err)
+		}
+		total += n
+	}
+	now := time.Now().UnixNano()
+	l.mu.Lock()
+	if err := l.waitRoomLocked(); err != nil {
+		l.mu.Unlock()
+		return -1, err
+	}
+	first := l.assign
+	var e *encoder
+	var off int64
+	for i := range recs {
+		rec := &recs[i]
+		ts := rec.Time
+		if ts == 0 {
+			ts = now
+		}
+		// The room check above admitted the batch as a whole, so records of
+		// one call are never interleaved with another appender's.
+		e = l.encoderLocked(encodedSize(rec, 0) + 10)
+		off = e.add(rec, ts)
+		l.assign++
+	}
+	if done != nil {
+		e.acks = append(e.acks, ack{last: off, fn: done})
+	}
+	l.mu.Unlock()
+	l.wake()
+	return first, nil
+}
+
+// WaitDurable blocks until the record at off is acknowledged under the sync
+// policy, or returns the error that keeps it from ever being so.
+func (l *Log) WaitDurable(off int64) error {
+	if off < l.durable.Load() {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if off >= l.assign {
+		return fmt.Errorf("wait for offset %d: %w", off, ErrOffsetOutOfRange)
+	}
+	for off >= l.durable.Load() {
+		if l.err != nil {
+			return l.err
+		}
+		l.cond.Wait()
+	}
+	return nil
+}
+
+// Sync writes and fsyncs everything appended so far, whatever the policy,
+// and acknowledges it.
+func (l *Log) Sync() error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	l.commitLocked()
+	return l.syncLocked()
+}
+
+// check validates rec and returns a bound on its encoded size.
+func (l *Log) check(rec *Record) (int, error) {
+	if len(rec.Subject) == 0 {
+		return 0, ErrEmptySubject
+	}
+	// 10 bytes cover the widest timestamp delta.
+	n := encodedSize(rec, 0) + 10
+	if n > l.opts.MaxRecordBytes {
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, n, l.opts.MaxRecordBytes)
+	}
+	return n, nil
+}
+
+// waitRoomLocked waits until the commit goroutine has room for another
+// batch, and fails if the log is closed or broken.
+func (l *Log) waitRoomLocked() error {
+	for {
+		switch {
+		case l.closed:
+			return ErrClosed
+		case l.err != nil:
+			return l.err
+		case len(l.full) < maxQueuedBatches:
+			return nil
+		}
+		l.cond.Wait()
+	}
+}
+
+// encoderLocked returns the batch to add a record of size bytes to,
+// closing the pending batch when the record would take it past BatchBytes.
+func (l *Log) encoderLocked(size int) *encoder {
+	e := l.pending
+	if e != nil && e.count > 0 && e.size()+size > l.opts.BatchBytes {
+		l.full = append(l.full, e)
+		e = nil
+	}
+	if e == nil {
+		if n := len(l.free); n > 0 {
+			e = l.free[n-1]
+			l.free = l.free[:n-1]
+		} else {
+			e = &encoder{}
+		}
+		e.reset(l.assign)
+		l.pending = e
+	}
+	return e
+}
+
+func (l *Log) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// commitLoop is the log's one background goroutine: it writes batches as
+// they fill, fsyncs per policy, and acknowledges.
+func (l *Log) commitLoop() {
+	defer close(l.done)
+	var tick <-chan time.Time
+	if l.opts.Sync == SyncInterval {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-l.kick:
+			l.writeMu.Lock()
+			l.commitLocked()
+			l.writeMu.Unlock()
+		case <-tick:
+			l.writeMu.Lock()
+			_ = l.syncLocked()
+			l.writeMu.Unlock()
+		case <-l.closing:
+			l.writeMu.Lock()
+			l.commitLocked()
+			_ = l.syncLocked()
+			l.mu.Lock()
+			l.fail(ErrClosed)
+			l.mu.Unlock()
+			l.finishAcks(ErrClosed)
+			l.writeMu.Unlock()
+			return
+		}
+	}
+}
+
+// commitLocked writes every queued batch. Under SyncAlways it fsyncs them
+// with one fdatasync; then it acknowledges what the policy allows.
+// writeMu must be held.
+func (l *Log) commitLocked() {
+	l.mu.Lock()
+	batches := append(l.taken[:0], l.full...)
+	l.full = l.full[:0]
+	if l.pending != nil && l.pending.count > 0 {
+		batches = append(batches, l.pending)
+		l.pending = nil
+	}
+	err := l.err
+	l.mu.Unlock()
+	if len(batches) == 0 {
+		return
+	}
+	for _, e := range batches {
+		if err == nil {
+			err = l.writeBatch(e)
+		}
+		l.acks = append(l.acks, e.acks...)
+	}
+	if err == nil && l.opts.Sync == SyncAlways {
+		if err = fdatasync(l.active().f); err != nil {
+			err = fmt.Errorf("stream %q: fsync segment %d: %w", l.name, l.active().base, err)
+		}
+	}
+	l.announce()
+	if err == nil && l.opts.Sync != SyncInterval {
+		l.durable.Store(l.next.Load())
+	}
+	l.mu.Lock()
+	if err != nil {
+		l.fail(err)
+	}
+	for _, e := range batches {
+		l.free = append(l.free, e)
+	}
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.taken = batches[:0]
+	l.finishAcks(err)
+}
+
+// syncLocked fsyncs written records that are not yet durable and
+// acknowledges them. writeMu must be held.
+func (l *Log) syncLocked() error {
+	next := l.next.Load()
+	if next <= l.durable.Load() {
+		return nil
+	}
+	err := fdatasync(l.active().f)
+	l.mu.Lock()
+	if err != nil {
+		err = fmt.Errorf("stream %q: fsync segment %d: %w", l.name, l.active().base, err)
+		l.fail(err)
+	} else {
+		l.durable.Store(next)
+	}
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.finishAcks(err)
+	return err
+}
+
+// fail records the first error that breaks the log; mu must be held.
+func (l *Log) fail(err error) {
+	if l.err == nil {
+		l.err = err
+	}
+}
+
+// finishAcks calls, in order, the callbacks of acknowledged records, or of
+// every waiting record with err.
+func (l *Log) finishAcks(err error) {
+	durable := l.durable.Load()
+	n := 0
+	for i := range l.acks {
+		a := &l.acks[i]
+		switch {
+		case a.last < durable:
+			a.fn(a.last, nil)
+		case err != nil:
+			a.fn(a.last, err)
+		default:
+			l.acks[n] = *a
+			n++
+			continue
+		}
+		a.fn = nil
+	}
+	clear(l.acks[n:])
+	l.acks = l.acks[:n]
+}
+
+func (l *Log) active() *segment {
+	segs := l.segments()
+	return segs[len(segs)-1]
+}
+
+// writeBatch writes one finished batch at the end of the active segment,
+// rolling to a new segment first when it does not fit.
+func (l *Log) writeBatch(e *encoder) error {
+	b, err := e.finish(l.codec)
+	if err != nil {
+		return fmt.Errorf("stream %q: encode batch at %d: %w", l.name, e.base, err)
+	}
+	s := l.active()
+	if s.size.Load()+int64(len(b)) > s.capacity {
+		if s, err = l.roll(e.base); err != nil {
+			return err
+		}
+	}
+	pos := s.size.Load()
+	if _, err := s.f.WriteAt(b, pos); err != nil {
+		return fmt.Errorf("stream %q: write segment %d at byte %d: %w", l.name, s.base, pos, err)
+	}
+	rel := uint32(e.base - s.base)
+	s.idx.add(rel, pos, e.maxTS, l.opts.IndexIntervalBytes)
+	s.lastBatchPos, s.lastBatchRel = pos, rel
+	end := pos + int64(len(b))
+	s.verified.Store(end)
+	s.next.Store(e.base + int64(e.count))
+	s.size.Store(end)
+	l.next.Store(e.base + int64(e.count))
+	return nil
+}
+
+// roll seals the active segment and starts a new one at base. The sealed
+// file is cut to its used length and fsynced whatever the policy, so a
+// sealed segment is always complete: only the active one can have a torn
+// tail. writeMu must be held.
+func (l *Log) roll(base int64) (*segment, error) {
+	old := l.active()
+	if err := l.seal(old); err != nil {
+		return nil, err
+	}
+	s, err := l.createSegment(base)
+	if err != nil {
+		return nil, err
+	}
+	segs := append(append([]*segment(nil), l.segments()...), s)
+	l.segs.Store(&segs)
+	old.sealed.Store(true)
+	_, _ = l.retainLocked(time.Now())
+	l.trimMappings()
+	return s, nil
+}
+
+// seal finishes a segment: final index entries, files cut to size and
+// fsynced, index files written.
+func (l *Log) seal(s *segment) error {
+	size := s.size.Load()
+	if s.lastBatchPos >= 0 {
+		s.idx.seal(s.lastBatchRel, s.lastBatchPos)
+	}
+	if err := s.f.Truncate(size); err != nil {
+		return fmt.Errorf("stream %q: seal segment %d: %w", l.name, s.base, err)
+	}
+	if err := fdatasync(s.f); err != nil {
+		return fmt.Errorf("stream %q: seal segment %d: %w", l.name, s.base, err)
+	}
+	if err := s.idx.writeFiles(l.dir, s.base); err != nil {
+		return fmt.Errorf("stream %q: write index of segment %d: %w", l.name, s.base, err)
+	}
+	return nil
+}
+
+// createSegment makes and maps a new, empty, preallocated segment file.
+func (l *Log) createSegment(base int64) (*segment, error) {
+	path := segmentPath(l.dir, base, segmentExt)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("stream %q: create segment %d: %w", l.name, base, err)
+	}
+	s := &segment{base: base, dir: l.dir, f: f, idx: newSegIndex(), capacity: l.opts.SegmentBytes, lastBatchPos: -1}
+	s.next.Store(base)
+	if err := preallocate(f, s.capacity); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("stream %q: preallocate segment %d: %w", l.name, base, err)
+	}
+	n, err := s.mapWriter()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	l.mapped.Add(n)
+	if err := syncDir(l.dir); err != nil {
+		return nil, fmt.Errorf("stream %q: sync directory: %w", l.name, err)
+	}
+	return s, nil
+}

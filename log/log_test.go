@@ -1,0 +1,73 @@
+package log
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestAppendReadRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		comp       Compression
+		sync       SyncPolicy
+		n, payload int
+		batch      int
+	}{
+		{"none/never/small", CompressNone, SyncNever, 1000, 50, 37},
+		{"none/always/one-by-one", CompressNone, SyncAlways, 50, 100, 1},
+		{"none/interval", CompressNone, SyncInterval, 500, 200, 64},
+		{"s2/never", CompressS2, SyncNever, 1000, 300, 50},
+		{"zstd/always", CompressZstd, SyncAlways, 1000, 300, 50},
+		{"zstd/large-records", CompressZstd, SyncNever, 40, 7000, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testOptions()
+			opts.Compression, opts.Sync = tc.comp, tc.sync
+			opts.SyncInterval = 1e6
+			l := openTest(t, t.TempDir(), opts)
+			appendN(t, l, 0, tc.n, tc.payload, tc.batch)
+			if got := l.NextOffset(); got != int64(tc.n) {
+				t.Fatalf("next offset %d, want %d", got, tc.n)
+			}
+			checkRange(t, l, 0, int64(tc.n), tc.payload)
+			checkRange(t, l, int64(tc.n/2), int64(tc.n), tc.payload)
+		})
+	}
+}
+
+func TestAppendRejectsBadInput(t *testing.T) {
+	l := openTest(t, t.TempDir(), testOptions())
+	appendN(t, l, 0, 10, 10, 10)
+	for _, tc := range []struct {
+		name string
+		rec  Record
+		want error
+	}{
+		{"empty subject", Record{Payload: []byte("x")}, ErrEmptySubject},
+		{"too large", Record{Subject: []byte("a"), Payload: make([]byte, 9<<10)}, ErrRecordTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := l.Append(&tc.rec, nil); !errors.Is(err, tc.want) {
+				t.Fatalf("Append: got %v, want %v", err, tc.want)
+			}
+			good := testRecord(99, 10)
+			if _, err := l.AppendBatch([]Record{good, tc.rec}, nil); !errors.Is(err, tc.want) {
+				t.Fatalf("AppendBatch: got %v, want %v", err, tc.want)
+			}
+			if got := l.NextOffset(); got != 10 {
+				t.Fatalf("next offset moved to %d", got)
+			}
+		})
+	}
+	checkRange(t, l, 0, 10, 10)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec := testRecord(10, 10)
+	if _, err := l.Append(&rec, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	if _, err := l.AppendBatch([]Record{rec}, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append batch after close: %v", err)
+	}
+}

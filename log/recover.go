@@ -1,0 +1,286 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// RecoveryReport says what Open found and repaired; callers log it.
+type RecoveryReport struct {
+	Stream      string
+	Segments    int
+	FirstOffset int64
+	NextOffset  int64
+	// RebuiltIndexes lists the base offsets of segments whose index files
+	// were missing or damaged and were rebuilt from the segment.
+	RebuiltIndexes []int64
+	// Truncated is true when the active segment ended in a torn or damaged
+	// batch that was cut off. TruncatedSegment and TruncatedAt say where
+	// (segment base, byte position of the new end); TruncatedBytes how many
+	// non-zero bytes followed it; TruncatedReason why the scan stopped.
+	Truncated        bool
+	TruncatedSegment int64
+	TruncatedAt      int64
+	TruncatedBytes   int64
+	TruncatedReason  string
+	// Corrupt lists damage found in sealed segments while rebuilding their
+	// index (each a *CorruptError). Those segments stay readable up to the
+	// damage and the stream stays readable after them.
+	Corrupt  []error
+	Duration time.Duration
+}
+
+// String summarises the report in one line.
+func (r RecoveryReport) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "stream %q: %d segments, offsets [%d, %d), recovered in %v", r.Stream, r.Segments,
+		r.FirstOffset, r.NextOffset, r.Duration.Round(time.Microsecond))
+	if len(r.RebuiltIndexes) > 0 {
+		fmt.Fprintf(&b, "; rebuilt index of segments %v", r.RebuiltIndexes)
+	}
+	if r.Truncated {
+		fmt.Fprintf(&b, "; truncated segment %d at byte %d (%d bytes dropped: %s)", r.TruncatedSegment,
+			r.TruncatedAt, r.TruncatedBytes, r.TruncatedReason)
+	}
+	for _, err := range r.Corrupt {
+		fmt.Fprintf(&b, "; %v", err)
+	}
+	return b.String()
+}
+
+// scanResult is what a scan of a segment's bytes found.
+type scanResult struct {
+	end     int64 // position after the last valid batch
+	next    int64 // offset after the last valid batch
+	idx     *segIndex
+	lastPos int64
+	lastRel uint32
+	stop    error // why the scan ended before the data did, nil if it did not
+}
+
+// scanSegment walks the batches of data, a segment with base offset base,
+// checking each header, offset continuity and CRC, and builds its index.
+// It stops at the first batch that fails; everything before it is intact.
+func scanSegment(data []byte, base int64, interval int) scanResult {
+	r := scanResult{next: base, idx: newSegIndex(), lastPos: -1}
+	pos := int64(0)
+	for pos < int64(len(data)) {
+		b := data[pos:]
+		h, err := parseBatchHeader(b)
+		if err == nil && h.base != r.next {
+			err = fmt.Errorf("%w: batch at byte %d has offset %d, expected %d", ErrCorrupt, pos, h.base, r.next)
+		}
+		if err == nil {
+			err = verifyBatch(b, &h)
+		}
+		if err != nil {
+			r.stop = err
+			break
+		}
+		rel := uint32(h.base - base)
+		r.idx.add(rel, pos, max(h.firstTS, h.lastTS), interval)
+		r.lastPos, r.lastRel = pos, rel
+		r.next = h.next()
+		pos += int64(h.length)
+	}
+	r.end = pos
+	return r
+}
+
+// recover opens every segment in the directory. Sealed segments get their
+// index from disk (rebuilt if missing or damaged) and are not mapped; the
+// last segment is scanned in full, its torn tail cut off, and it becomes the
+// active segment.
+func (l *Log) recover() ([]*segment, error) {
+	start := time.Now()
+	rep := &l.report
+	*rep = RecoveryReport{Stream: l.name}
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %q: %w", l.name, err)
+	}
+	var bases []int64
+	for _, e := range entries {
+		if base, ok := parseSegmentName(e.Name()); ok && e.Type().IsRegular() {
+			bases = append(bases, base)
+		}
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+
+	var segs []*segment
+	fail := func(err error) ([]*segment, error) {
+		for _, s := range segs {
+			l.mapped.Add(-s.remove())
+		}
+		return nil, err
+	}
+	for i, base := range bases {
+		last := i == len(bases)-1
+		var s *segment
+		if last {
+			s, err = l.openActive(base)
+		} else {
+			s, err = l.openSealed(base, bases[i+1])
+		}
+		if err != nil {
+			return fail(err)
+		}
+		segs = append(segs, s)
+	}
+	if len(segs) == 0 {
+		s, err := l.createSegment(0)
+		if err != nil {
+			return nil, err
+		}
+		segs = append(segs, s)
+	}
+	rep.Segments = len(segs)
+	rep.FirstOffset = segs[0].base
+	rep.NextOffset = segs[len(segs)-1].next.Load()
+	rep.Duration = time.Since(start)
+	return segs, nil
+}
+
+// openSealed opens a sealed segment that ends where the one at nextBase
+// begins.
+func (l *Log) openSealed(base, nextBase int64) (*segment, error) {
+	f, err := os.OpenFile(segmentPath(l.dir, base, segmentExt), os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open segment %d: %w", base, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("open segment %d: %w", base, err)
+	}
+	s := &segment{base: base, dir: l.dir, f: f, capacity: st.Size(), lastBatchPos: -1}
+	s.size.Store(st.Size())
+	s.next.Store(nextBase)
+	s.sealed.Store(true)
+	if nextBase <= base {
+		_ = f.Close()
+		return nil, fmt.Errorf("open segment %d: %w: next segment starts at %d", base, ErrCorrupt, nextBase)
+	}
+	s.idx, err = readIndexFiles(l.dir, base, st.Size())
+	if err == nil {
+		return s, nil
+	}
+	// Rebuild the index from the segment itself; CRCs are checked on the
+	// way, so damage shows up here rather than at a reader's first visit.
+	data, err := mmapFile(f, int(st.Size()))
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("open segment %d: map: %w", base, err)
+	}
+	r := scanSegment(data, base, l.opts.IndexIntervalBytes)
+	_ = munmap(data)
+	s.idx = r.idx
+	if r.lastPos >= 0 {
+		s.idx.seal(r.lastRel, r.lastPos)
+	}
+	s.verified.Store(r.end)
+	l.report.RebuiltIndexes = append(l.report.RebuiltIndexes, base)
+	if r.stop != nil || r.next != nextBase {
+		cause := r.stop
+		if cause == nil {
+			cause = fmt.Errorf("%w: segment ends at offset %d, next segment starts at %d", ErrCorrupt, r.next, nextBase)
+		}
+		l.report.Corrupt = append(l.report.Corrupt, &CorruptError{Stream: l.name, Segment: base, Offset: r.next,
+			Position: r.end, Next: nextBase, Err: cause})
+	}
+	if err := s.idx.writeFiles(l.dir, base); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("open segment %d: write index: %w", base, err)
+	}
+	return s, nil
+}
+
+// openActive opens the last segment for appending: it is scanned in full
+// (its index is rebuilt as a by-product) and anything after the last intact
+// batch is zeroed.
+func (l *Log) openActive(base int64) (*segment, error) {
+	path := segmentPath(l.dir, base, segmentExt)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open segment %d: %w", base, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("open segment %d: %w", base, err)
+	}
+	capacity := max(l.opts.SegmentBytes, st.Size())
+	if capacity > maxSegmentBytes {
+		_ = f.Close()
+		return nil, fmt.Errorf("open segment %d: %d bytes is larger than %d", base, st.Size(), maxSegmentBytes)
+	}
+	if st.Size() < capacity {
+		if err := preallocate(f, capacity); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("open segment %d: preallocate: %w", base, err)
+		}
+	}
+	s := &segment{base: base, dir: l.dir, f: f, capacity: capacity, lastBatchPos: -1}
+	n, err := s.mapWriter()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	l.mapped.Add(n)
+	data := s.mapping()
+	r := scanSegment(data, base, l.opts.IndexIntervalBytes)
+	s.idx = r.idx
+	s.lastBatchPos, s.lastBatchRel = r.lastPos, r.lastRel
+	s.size.Store(r.end)
+	s.next.Store(r.next)
+	s.verified.Store(r.end)
+
+	// A clean end is followed by zeros. Anything else is a torn write or
+	// damage: zero it, so no stale batch can ever line up behind a later
+	// append. The check looks a few batches ahead, as far as unsynced
+	// writes can reach in practice.
+	window := min(int64(len(data)), r.end+int64(4*(l.opts.BatchBytes+l.opts.MaxRecordBytes)))
+	if dirty := lastNonZero(data[r.end:window]); dirty >= 0 {
+		rep := &l.report
+		rep.Truncated = true
+		rep.TruncatedSegment = base
+		rep.TruncatedAt = r.end
+		rep.TruncatedBytes = int64(dirty) + 1
+		rep.TruncatedReason = "end of data"
+		if r.stop != nil {
+			rep.TruncatedReason = r.stop.Error()
+		}
+		if err := zeroRange(f, r.end, capacity-r.end); err != nil {
+			l.mapped.Add(-s.remove())
+			return nil, fmt.Errorf("open segment %d: truncate torn tail: %w", base, err)
+		}
+		if err := fdatasync(f); err != nil {
+			l.mapped.Add(-s.remove())
+			return nil, fmt.Errorf("open segment %d: %w", base, err)
+		}
+	}
+	// Index files of the active segment are rewritten when it is sealed;
+	// stale ones (left by a truncation) must not outlive it.
+	for _, ext := range []string{indexExt, timeIndexExt} {
+		if err := os.Remove(segmentPath(l.dir, base, ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			l.mapped.Add(-s.remove())
+			return nil, fmt.Errorf("open segment %d: %w", base, err)
+		}
+	}
+	return s, nil
+}
+
+// lastNonZero returns the index of the last non-zero byte of b, or -1.
+func lastNonZero(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] != 0 {
+			return i
+		}
+	}
+	return -1
+}
