@@ -1,0 +1,139 @@
+package router
+
+import (
+	"hash/maphash"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+)
+
+// cache remembers the results of recent matches, keyed by subject, so that
+// a hot subject costs one hash and one load instead of a trie walk under
+// the read lock.
+//
+// It is a two-way set-associative table of atomic pointers to immutable
+// entries: a lookup takes no lock and never waits for a writer, a fill
+// replaces the entry in its set, and the size is fixed when the router is
+// made. An entry is never changed once published; readers copy it out.
+//
+// Invalidation rule: inserting or removing a subscription with pattern P
+// drops exactly the cached subjects that P matches (for a literal P, the
+// one entry for the subject P), because only their results can change.
+// The drop happens under the router's write lock, before Insert or Remove
+// returns.
+//
+// A fill races with writers: a reader may compute a result, a writer
+// change the trie and sweep the cache, and the reader only then store its
+// now-stale result. gen closes that gap: writers bump it (under the write
+// lock) before they sweep, readers note it (under the read lock) before
+// they walk, and a reader that sees it moved after storing takes its entry
+// back out. Either the sweep sees the entry or the reader sees the bump.
+type cache[S comparable] struct {
+	seed  maphash.Seed
+	slots []atomic.Pointer[entry[S]]
+	sets  uint64 // number of two-slot sets, a power of two
+	gen   atomic.Uint64
+	used  atomic.Int64 // occupied slots
+}
+
+// entry is one cached result. It is immutable once stored.
+type entry[S comparable] struct {
+	subject string
+	subs    []S
+	groups  []Group[S]
+}
+
+func newCache[S comparable](size int) *cache[S] {
+	sets := uint64(1)
+	for 2*sets < uint64(size) {
+		sets *= 2
+	}
+	return &cache[S]{
+		seed:  maphash.MakeSeed(),
+		slots: make([]atomic.Pointer[entry[S]], 2*sets),
+		sets:  sets,
+	}
+}
+
+// set returns the index of the first slot of subject's set.
+func (c *cache[S]) set(subject string) uint64 {
+	return 2 * (maphash.String(c.seed, subject) & (c.sets - 1))
+}
+
+// get returns the cached result for subject, or nil.
+func (c *cache[S]) get(subject string) *entry[S] {
+	i := c.set(subject)
+	if e := c.slots[i].Load(); e != nil && e.subject == subject {
+		return e
+	}
+	if e := c.slots[i+1].Load(); e != nil && e.subject == subject {
+		return e
+	}
+	return nil
+}
+
+// put stores a copy of res as the result for subject, computed while the
+// generation was gen.
+func (c *cache[S]) put(subject string, res *Result[S], gen uint64) {
+	e := &entry[S]{subject: strings.Clone(subject)}
+	if len(res.Subs) > 0 {
+		e.subs = append([]S(nil), res.Subs...)
+	}
+	if len(res.Groups) > 0 {
+		e.groups = make([]Group[S], len(res.Groups))
+		for i, g := range res.Groups {
+			e.groups[i] = Group[S]{Name: g.Name, Members: append([]S(nil), g.Members...), cursor: g.cursor}
+		}
+	}
+	i := c.set(subject)
+	// Prefer the slot that already holds this subject, then an empty one,
+	// then evict a way at random.
+	a, b := c.slots[i].Load(), c.slots[i+1].Load()
+	switch {
+	case a == nil || a.subject == subject:
+	case b == nil || b.subject == subject:
+		i++
+	default:
+		i += uint64(rand.Uint32() & 1)
+	}
+	if old := c.slots[i].Swap(e); old == nil {
+		c.used.Add(1)
+	}
+	if c.gen.Load() != gen {
+		c.drop(i, e)
+	}
+}
+
+// drop empties slot i if it still holds e.
+func (c *cache[S]) drop(i uint64, e *entry[S]) {
+	if c.slots[i].CompareAndSwap(e, nil) {
+		c.used.Add(-1)
+	}
+}
+
+// invalidate drops the cached subjects whose results a change to the
+// pattern toks (the normalised tokens of pattern) can alter. The caller
+// holds the router's write lock.
+func (c *cache[S]) invalidate(toks []string, literal bool, pattern string) {
+	c.gen.Add(1)
+	if c.used.Load() == 0 {
+		return
+	}
+	if literal {
+		i := c.set(pattern)
+		for j := i; j < i+2; j++ {
+			if e := c.slots[j].Load(); e != nil && e.subject == pattern {
+				c.drop(j, e)
+			}
+		}
+		return
+	}
+	for j := range c.slots {
+		if e := c.slots[j].Load(); e != nil && matchPattern(toks, e.subject) {
+			c.drop(uint64(j), e)
+		}
+	}
+}
+
+// len returns the number of cached subjects.
+func (c *cache[S]) len() int { return int(c.used.Load()) }
