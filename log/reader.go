@@ -96,7 +96,14 @@ func (r *Reader) SeekTime(ts int64) error {
 	}
 	r.batch, r.batchNext, r.batchEnd = nil, 0, 0
 	r.pos = target.idx.lookupTime(ts)
-	r.off = target.base
+	r.off = target.next.Load()
+	if size := target.size.Load(); r.pos < size {
+		h, err := parseBatchHeader(r.data[r.pos:size])
+		if err != nil {
+			return r.corrupt(r.pos, err)
+		}
+		r.off = h.base
+	}
 	var rec Record
 	for {
 		err := r.Next(&rec)

@@ -1,0 +1,241 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestConcurrentAppenders(t *testing.T) {
+	for _, policy := range []SyncPolicy{SyncAlways, SyncInterval, SyncNever} {
+		t.Run(policy.String(), func(t *testing.T) {
+			opts := testOptions()
+			opts.Sync = policy
+			opts.SyncInterval = 2 * time.Millisecond
+			l := openTest(t, t.TempDir(), opts)
+			const writers, per = 8, 300
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			acked := make(map[int64]string)
+			errs := make(chan error, writers)
+			for w := 0; w < writers; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					var last int64
+					for i := 0; i < per; i++ {
+						payload := fmt.Sprintf("w%d-%d", w, i)
+						rec := Record{Subject: []byte("load"), Payload: []byte(payload)}
+						off, err := l.Append(&rec, func(off int64, err error) {
+							if err != nil {
+								errs <- err
+								return
+							}
+							mu.Lock()
+							acked[off] = payload
+							mu.Unlock()
+						})
+						if err != nil {
+							errs <- err
+							return
+						}
+						last = off
+					}
+					if err := l.WaitDurable(last); err != nil {
+						errs <- err
+					}
+				}(w)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(acked) != writers*per || l.NextOffset() != writers*per {
+				t.Fatalf("%d acknowledged, next %d, want %d", len(acked), l.NextOffset(), writers*per)
+			}
+			r, err := l.NewReader(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var rec Record
+			seen := make(map[string]bool)
+			for off := int64(0); off < writers*per; off++ {
+				if err := r.Next(&rec); err != nil {
+					t.Fatal(err)
+				}
+				if acked[off] != string(rec.Payload) || seen[string(rec.Payload)] {
+					t.Fatalf("offset %d holds %q, acknowledged as %q", off, rec.Payload, acked[off])
+				}
+				seen[string(rec.Payload)] = true
+			}
+		})
+	}
+}
+
+func TestAckCallbacksInOffsetOrder(t *testing.T) {
+	opts := testOptions()
+	opts.Sync = SyncAlways
+	l := openTest(t, t.TempDir(), opts)
+	var got []int64
+	var mu sync.Mutex
+	done := func(off int64, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		got = append(got, off)
+		mu.Unlock()
+	}
+	var last int64
+	for i := 0; i < 200; i++ {
+		rec := testRecord(int64(i), 10)
+		if i%10 == 0 {
+			off, err := l.AppendBatch([]Record{rec, testRecord(int64(i), 10)}, done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = off + 1
+			i++
+			continue
+		}
+		off, err := l.Append(&rec, done)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = off
+	}
+	if err := l.WaitDurable(last); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("acks out of order: %v", got)
+		}
+	}
+	if got[len(got)-1] != last {
+		t.Fatalf("last ack %d, want %d", got[len(got)-1], last)
+	}
+}
+
+func TestReaderWaitWakesOnAppend(t *testing.T) {
+	l := openTest(t, t.TempDir(), testOptions())
+	r, err := l.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	expectEOF(t, r)
+	got := make(chan error, 1)
+	go func() {
+		var rec Record
+		for off := int64(0); off < 100; off++ {
+			for {
+				err := r.Next(&rec)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, io.EOF) {
+					got <- err
+					return
+				}
+				if err := r.Wait(context.Background()); err != nil {
+					got <- err
+					return
+				}
+			}
+			want := testRecord(off, 10)
+			if err := sameRecord(&rec, &want); err != nil {
+				got <- err
+				return
+			}
+		}
+		got <- nil
+	}()
+	for i := int64(0); i < 100; i++ {
+		appendN(t, l, i, 1, 10, 1)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait with a cancelled context: %v", err)
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- r.Wait(context.Background()) }()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waitErr; !errors.Is(err, ErrClosed) {
+		t.Fatalf("wait across close: %v", err)
+	}
+}
+
+func TestMappedBytesCap(t *testing.T) {
+	opts := testOptions()
+	opts.MaxMappedBytes = 3 * opts.SegmentBytes
+	l := openTest(t, t.TempDir(), opts)
+	appendN(t, l, 0, 6000, 100, 20)
+	if st := l.Stats(); st.Segments < 8 {
+		t.Fatalf("want many segments, got %d", st.Segments)
+	}
+	check := func() {
+		if m := l.mapped.Load(); m > opts.MaxMappedBytes {
+			t.Fatalf("%d bytes mapped, cap %d", m, opts.MaxMappedBytes)
+		}
+	}
+	check()
+	for pass := 0; pass < 2; pass++ {
+		r, err := l.NewReader(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec Record
+		for off := int64(0); off < 6000; off++ {
+			if err := r.Next(&rec); err != nil {
+				t.Fatalf("next %d: %v", off, err)
+			}
+			want := testRecord(off, 100)
+			if err := sameRecord(&rec, &want); err != nil {
+				t.Fatalf("offset %d: %v", off, err)
+			}
+			r.Release()
+			check()
+		}
+		r.Close()
+	}
+	// Random access maps and unmaps segments again and again.
+	r, err := l.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var rec Record
+	for i := int64(0); i < 500; i++ {
+		off := (i * 7919) % 6000
+		if err := r.SeekOffset(off); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Next(&rec); err != nil || rec.Offset != off {
+			t.Fatalf("read %d: %v (got %d)", off, err, rec.Offset)
+		}
+		r.Release()
+		check()
+	}
+}
