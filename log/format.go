@@ -17,17 +17,17 @@ const (
 
 	batchHeaderSize = 48
 
-	hdrCRC     = 0  // uint32 CRC32C of bytes [4, length)
-	hdrLength  = 4  // uint32 whole batch, header included
-	hdrMagic   = 8  // uint16 batchMagic
-	hdrVersion = 10 // uint8 formatVersion
-	hdrAttrs   = 11 // uint8 attributes; bits 0-2 compression
-	hdrCount   = 12 // uint32 records in the batch, at least 1
-	hdrBase    = 16 // int64 offset of the first record
-	hdrFirstTS = 24 // int64 timestamp of the first record, unix ns
-	hdrLastTS  = 32 // int64 timestamp of the last record, unix ns
-	hdrRawLen  = 40 // uint32 length of the records section uncompressed
-	hdrReserved = 44// uint32 reserved, zero in version 1
+	hdrCRC      = 0  // uint32 CRC32C of bytes [4, length)
+	hdrLength   = 4  // uint32 whole batch, header included
+	hdrMagic    = 8  // uint16 batchMagic
+	hdrVersion  = 10 // uint8 formatVersion
+	hdrAttrs    = 11 // uint8 attributes; bits 0-2 compression
+	hdrCount    = 12 // uint32 records in the batch, at least 1
+	hdrBase     = 16 // int64 offset of the first record
+	hdrFirstTS  = 24 // int64 timestamp of the first record, unix ns
+	hdrLastTS   = 32 // int64 timestamp of the last record, unix ns
+	hdrRawLen   = 40 // uint32 length of the records section uncompressed
+	hdrReserved = 44 // uint32 reserved, zero in version 1
 
 	attrCompressionMask = 0x07
 
@@ -61,7 +61,7 @@ type batchHeader struct {
 	rawLen  uint32
 }
 
-func (h *batchHeader) next() int64           { return h.base + int64(h.count) }
+func (h *batchHeader) next() int64              { return h.base + int64(h.count) }
 func (h *batchHeader) compression() Compression { return Compression(h.attrs & attrCompressionMask) }
 
 // putBatchHeader writes h into b[:batchHeaderSize]; the CRC is filled in
