@@ -119,6 +119,9 @@ func MQTTTopicFromSubject(subject string) (string, error) {
 		buf = append(buf, '/')
 		rest = tail
 	}
+	if len(buf) == 0 {
+		return "", fmt.Errorf("%w: subject %q is one empty level, and an MQTT topic is not empty", ErrNotRepresentable, subject)
+	}
 	if err := mqttRepresentable(subject, buf); err != nil {
 		return "", err
 	}

@@ -9,9 +9,10 @@ import (
 )
 
 // Subscription is one entry of the router: a pattern, an optional queue
-// group, and the caller's handle. Two subscriptions are the same when all
-// four fields are equal, after the pattern is normalised ("a.#.#" is "a.#",
-// "a.#.>" is "a.>").
+// group, and the caller's handle. Two subscriptions are the same when their
+// patterns (once normalised: "a.#.#" is "a.#", "a.#.>" is "a.>"), queues
+// and handles are equal, and, for a pattern that starts with a wildcard,
+// their SkipDollar flags; elsewhere SkipDollar has no effect.
 type Subscription[S comparable] struct {
 	// Pattern is the subject pattern in the grammar of doc.go.
 	Pattern string
