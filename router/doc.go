@@ -11,9 +11,9 @@
 // the empty string is the subject with zero tokens (an AMQP empty routing
 // key). A pattern is a subject whose tokens may also be wildcards:
 //
-//	*   exactly one token                    (NATS '*', AMQP '*', MQTT '+')
-//	>   one or more tokens, last token only  (NATS '>')
-//	#   zero or more tokens, anywhere        (AMQP '#', MQTT's trailing '#')
+//	"*"  exactly one token                    (NATS '*', AMQP '*', MQTT '+')
+//	">"  one or more tokens, last token only  (NATS '>')
+//	"#"  zero or more tokens, anywhere        (AMQP '#', MQTT's trailing '#')
 //
 // So "#" matches every subject, the empty one included; "kern.#.critical"
 // matches "kern.critical" and "kern.a.b.critical"; "a.#" matches "a" and
