@@ -16,7 +16,7 @@ var (
 // headerLen > 0. The caller sends the header block and payload after it,
 // then CRLF; they are kept apart so that a payload can be written by
 // reference (writev) instead of being copied behind the line.
-func AppendMsgLine(dst []byte, subject, sid, reply []byte, headerLen, payloadLen int) []byte {
+func AppendMsgLine(dst []byte, subject []byte, sid string, reply []byte, headerLen, payloadLen int) []byte {
 	if headerLen > 0 {
 		dst = append(dst, "HMSG "...)
 	} else {

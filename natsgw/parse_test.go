@@ -220,7 +220,7 @@ func TestAppendMsgLine(t *testing.T) {
 		{"a", "3", "r", 16, 0, "HMSG a 3 r 16 16\r\n"},
 	}
 	for _, tc := range cases {
-		got := AppendMsgLine(nil, []byte(tc.subject), []byte(tc.sid), []byte(tc.reply), tc.hdr, tc.payload)
+		got := AppendMsgLine(nil, []byte(tc.subject), tc.sid, []byte(tc.reply), tc.hdr, tc.payload)
 		if string(got) != tc.want {
 			t.Errorf("AppendMsgLine(%q, %q, %q, %d, %d) = %q, want %q", tc.subject, tc.sid, tc.reply, tc.hdr, tc.payload, got, tc.want)
 		}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// config is every setting of the broker. Each field is a flag; the same
+// name works as an environment variable (LEDGE_ and the name in upper case
+// with '-' as '_') and as a line "name = value" of the config file. A flag
+// on the command line wins over the environment, which wins over the file.
+type config struct {
+	configFile string
+
+	dataDir  string
+	natsAddr string
+
+	maxPayload   int
+	maxConns     int
+	maxOutbound  int
+	pingInterval time.Duration
+	maxPingsOut  int
+	loops        int
+	portable     bool
+
+	natsUser     string
+	natsPassword string
+	natsToken    string
+
+	logLevel  string
+	logFormat string
+}
+
+const envPrefix = "LEDGE_"
+
+func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("ledge", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.configFile, "config", "", "read settings from `FILE`: lines of name = value with the flag names; # starts a comment")
+	fs.StringVar(&cfg.dataDir, "data-dir", "./ledge-data", "folder for streams, cursors and sessions (created if missing)")
+	fs.StringVar(&cfg.natsAddr, "nats-addr", ":4222", "address for NATS clients (host:port; empty to disable)")
+	fs.IntVar(&cfg.maxPayload, "max-payload", 1<<20, "largest message payload in bytes, headers included")
+	fs.IntVar(&cfg.maxConns, "max-conns", 0, "refuse connections beyond this many per listener (0: no limit)")
+	fs.IntVar(&cfg.maxOutbound, "max-outbound", 4<<20, "bytes a client may fall behind before it is cut off as a slow consumer")
+	fs.DurationVar(&cfg.pingInterval, "ping-interval", 2*time.Minute, "how often quiet NATS clients are pinged")
+	fs.IntVar(&cfg.maxPingsOut, "max-pings-out", 2, "unanswered pings before a NATS client is dropped as stale")
+	fs.IntVar(&cfg.loops, "loops", 0, "event loops (0: one per CPU)")
+	fs.BoolVar(&cfg.portable, "portable", false, "use the portable network transport instead of epoll")
+	fs.StringVar(&cfg.natsUser, "nats-user", "", "require this user name from NATS clients")
+	fs.StringVar(&cfg.natsPassword, "nats-password", "", "the password that goes with -nats-user")
+	fs.StringVar(&cfg.natsToken, "nats-token", "", "require this token from NATS clients")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (one readable line per event) or json")
+	fs.Usage = func() {
+		fmt.Fprintf(out, `ledge: a message broker for edge gateways.
+
+Usage: ledge [flags]
+
+With no flags it serves NATS on :4222 and keeps its data in ./ledge-data.
+Every flag can also be set as an environment variable (LEDGE_ and the name
+in upper case with '-' as '_', e.g. LEDGE_DATA_DIR) or in the file named by
+-config (one "name = value" a line). Flags win over the environment, which
+wins over the file.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// loadConfig parses args, then fills every setting not given as a flag
+// from the environment and then from the config file.
+func loadConfig(args []string, getenv func(string) string, out io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := newFlagSet(cfg, out)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (settings are flags: see -help)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	// The config file may itself come from the environment.
+	if !set["config"] {
+		if v := getenv(envName("config")); v != "" {
+			cfg.configFile = v
+			set["config"] = true
+		}
+	}
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || set[f.Name] {
+			return
+		}
+		if v, ok := lookupEnv(getenv, f.Name); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("environment %s=%q: %w", envName(f.Name), v, e)
+			}
+			set[f.Name] = true
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.configFile != "" {
+		if err := applyConfigFile(fs, cfg.configFile, set); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, cfg.validate()
+}
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func lookupEnv(getenv func(string) string, flagName string) (string, bool) {
+	v := getenv(envName(flagName))
+	return v, v != ""
+}
+
+// applyConfigFile sets, from the file, every flag not already set.
+func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: want name = value, got %q", path, n, line)
+		}
+		name, value = strings.TrimSpace(name), strings.Trim(strings.TrimSpace(value), `"`)
+		if name == "config" {
+			return fmt.Errorf("%s:%d: a config file cannot name another", path, n)
+		}
+		if fs.Lookup(name) == nil {
+			return fmt.Errorf("%s:%d: unknown setting %q (see ledge -help)", path, n, name)
+		}
+		if set[name] {
+			continue
+		}
+		if err := fs.Set(name, value); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", path, n, name, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+func (c *config) validate() error {
+	var errs []error
+	if c.dataDir == "" {
+		errs = append(errs, errors.New("data-dir must not be empty"))
+	}
+	if c.maxPayload <= 0 || c.maxPayload > 64<<20 {
+		errs = append(errs, fmt.Errorf("max-payload %d out of range (1 to 64 MiB)", c.maxPayload))
+	}
+	// A client's queue must hold at least one largest message with its
+	// protocol line, or the first big message would cut it off.
+	if c.maxOutbound < 2*c.maxPayload {
+		errs = append(errs, fmt.Errorf("max-outbound %d must be at least twice max-payload %d", c.maxOutbound, c.maxPayload))
+	}
+	if c.maxConns < 0 || c.loops < 0 || c.maxPingsOut < 1 || c.pingInterval <= 0 {
+		errs = append(errs, errors.New("max-conns and loops must be >= 0, max-pings-out >= 1, ping-interval > 0"))
+	}
+	if (c.natsUser == "") != (c.natsPassword == "") {
+		errs = append(errs, errors.New("nats-user and nats-password go together"))
+	}
+	switch c.logLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.logLevel))
+	}
+	switch c.logFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.logFormat))
+	}
+	return errors.Join(errs...)
+}

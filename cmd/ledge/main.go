@@ -1,0 +1,134 @@
+// Command ledge is the broker. With no arguments it starts with embedded
+// defaults: NATS clients on :4222 and data in ./ledge-data. Run
+// "ledge -help" for every setting.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ledgemq/ledge/natsgw"
+	lnet "github.com/ledgemq/ledge/net"
+)
+
+// version is ledge's release, set at build time with
+// -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "ledge:", err)
+		os.Exit(1)
+	}
+}
+
+// listening reports where the broker listens once it is ready: protocol
+// name to address.
+type listening map[string]string
+
+// run is the broker: it starts every listener, reports them on ready (when
+// not nil) and serves until ctx is done, then shuts down gracefully.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(listening)) error {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+
+	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	netOpts := lnet.Options{
+		Loops:       cfg.loops,
+		MaxConns:    cfg.maxConns,
+		MaxOutbound: cfg.maxOutbound,
+		Portable:    cfg.portable,
+	}
+	addrs := listening{}
+	var servers []*lnet.Server
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}()
+
+	if cfg.natsAddr != "" {
+		gw := natsgw.NewServer(natsgw.Options{
+			MaxPayload:   cfg.maxPayload,
+			PingInterval: cfg.pingInterval,
+			MaxPingsOut:  cfg.maxPingsOut,
+			Username:     cfg.natsUser,
+			Password:     cfg.natsPassword,
+			Token:        cfg.natsToken,
+			Logger:       logger.With("proto", "nats"),
+		})
+		opts := netOpts
+		opts.MaxInput = gw.MaxInput()
+		opts.RefuseMessage = natsgw.AppendErr(nil, "maximum connections exceeded")
+		ln, err := lnet.Listen("tcp", cfg.natsAddr, gw.Handler(), opts)
+		if err != nil {
+			return fmt.Errorf("nats listener: %w", err)
+		}
+		servers = append(servers, ln)
+		addrs["nats"] = ln.Addr().String()
+		logger.Info("listening", "proto", "nats", "addr", ln.Addr().String(), "transport", ln.Transport())
+	}
+	if len(servers) == 0 {
+		return errors.New("no listener configured")
+	}
+
+	var parts []string
+	for _, p := range []string{"nats"} {
+		if a, ok := addrs[p]; ok {
+			parts = append(parts, p+"="+a)
+		}
+	}
+	logger.Info("ledge ready", "version", version, "listen", strings.Join(parts, " "), "data", cfg.dataDir)
+	if ready != nil {
+		ready(addrs)
+	}
+
+	<-ctx.Done()
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("shutdown", "err", err)
+		}
+	}
+	servers = nil
+	logger.Info("stopped")
+	return nil
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.logLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

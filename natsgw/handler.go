@@ -1,0 +1,58 @@
+package natsgw
+
+import (
+	stdnet "net"
+
+	lnet "github.com/ledgemq/ledge/net"
+)
+
+// Handler returns the network handler that serves this gateway; give it to
+// lnet.Listen. The listener's Options.MaxInput should leave room for
+// MaxPayload plus MaxControlLine (see MaxInput).
+func (s *Server) Handler() lnet.Handler { return handler{s} }
+
+// MaxInput is the unconsumed input a connection needs room for: the
+// largest operation this gateway accepts.
+func (s *Server) MaxInput() int {
+	return s.opts.MaxPayload + s.opts.MaxControlLine + len("\r\n")
+}
+
+type handler struct{ srv *Server }
+
+func (h handler) OnOpen(c *lnet.Conn) {
+	ip := ""
+	if a, ok := c.RemoteAddr().(*stdnet.TCPAddr); ok {
+		ip = a.IP.String()
+	}
+	ss := h.srv.Open(c, ip)
+	c.SetContext(ss)
+
+	interval := h.srv.opts.PingInterval
+	var ping *lnet.Timer
+	// The timer's function runs serialized with this connection's other
+	// callbacks, never before OnOpen returns, so ping is set by then.
+	ping = c.AfterFunc(interval, func(c *lnet.Conn) {
+		if err := ss.PingTimer(); err != nil {
+			c.Close(err)
+			return
+		}
+		ping.Reset(interval)
+	})
+	if h.srv.opts.authRequired() {
+		c.AfterFunc(h.srv.opts.AuthTimeout, func(c *lnet.Conn) {
+			if err := ss.AuthTimer(); err != nil {
+				c.Close(err)
+			}
+		})
+	}
+}
+
+func (h handler) OnData(c *lnet.Conn, in []byte) (int, error) {
+	return c.Context().(*Session).Feed(in)
+}
+
+func (h handler) OnClose(c *lnet.Conn, err error) {
+	if ss, ok := c.Context().(*Session); ok {
+		ss.Closed()
+	}
+}

@@ -1,0 +1,158 @@
+package natsgw
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ledgemq/ledge/router"
+)
+
+// ProtocolVersion is the NATS server version ledge reports in INFO. Clients
+// use it to decide which protocol features they may use (headers, no
+// responders), so it names the NATS release whose client protocol ledge
+// implements, not ledge's own version, which is in the server name.
+const ProtocolVersion = "2.10.0"
+
+// Options configures a Server. The zero value serves with the defaults.
+type Options struct {
+	// ServerName is reported to clients in INFO; "ledge" when empty.
+	ServerName string
+	// Host and Port are reported in INFO; the listener is the caller's.
+	Host string
+	Port int
+	// MaxPayload bounds a message's headers plus payload
+	// (DefaultMaxPayload when zero).
+	MaxPayload int
+	// MaxControlLine bounds an operation's line (DefaultMaxControlLine
+	// when zero).
+	MaxControlLine int
+	// PingInterval is how often the server pings an otherwise quiet client
+	// to find dead connections (2 minutes when zero).
+	PingInterval time.Duration
+	// MaxPingsOut is how many pings may go unanswered before the client is
+	// disconnected as stale (2 when zero).
+	MaxPingsOut int
+	// AuthTimeout is how long a client has to send CONNECT when
+	// authentication is required (2 seconds when zero).
+	AuthTimeout time.Duration
+	// Username and Password, or Token, when set, are required in CONNECT.
+	// (Users and permissions for every protocol come with package auth.)
+	Username, Password string
+	Token              string
+	// Logger receives connection events; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.ServerName == "" {
+		o.ServerName = "ledge"
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = DefaultMaxPayload
+	}
+	if o.MaxControlLine <= 0 {
+		o.MaxControlLine = DefaultMaxControlLine
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 2 * time.Minute
+	}
+	if o.MaxPingsOut <= 0 {
+		o.MaxPingsOut = 2
+	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+func (o Options) authRequired() bool {
+	return o.Username != "" || o.Token != ""
+}
+
+// Stats are the gateway's counters, safe to read at any time.
+type Stats struct {
+	InMsgs, OutMsgs   atomic.Int64
+	InBytes, OutBytes atomic.Int64
+	// SlowConsumers counts deliveries refused because a receiver's outbound
+	// queue was full (the network layer then disconnects it).
+	SlowConsumers atomic.Int64
+	// ProtocolErrors counts connections closed for violating the protocol.
+	ProtocolErrors atomic.Int64
+	// AuthFailures counts connections refused for bad credentials.
+	AuthFailures atomic.Int64
+}
+
+// Server is the NATS gateway: the state shared by its client sessions. It
+// is safe for concurrent use by the event loops.
+type Server struct {
+	opts     Options
+	id       string
+	router   *router.Router[*subscription]
+	nextCID  atomic.Uint64
+	stats    Stats
+	mu       sync.Mutex
+	sessions map[uint64]*Session
+}
+
+// NewServer returns a NATS gateway with its own subject router.
+func NewServer(opts Options) *Server {
+	var id [11]byte
+	_, _ = rand.Read(id[:])
+	return &Server{
+		opts:     opts.withDefaults(),
+		id:       "LEDGE" + hex.EncodeToString(id[:]),
+		router:   router.New[*subscription](router.Options{}),
+		sessions: make(map[uint64]*Session),
+	}
+}
+
+// Stats returns the gateway's counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// NumClients returns the number of connected sessions.
+func (s *Server) NumClients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// serverInfo is the INFO line's object, in the field names nats.go reads.
+type serverInfo struct {
+	ServerID     string `json:"server_id"`
+	ServerName   string `json:"server_name"`
+	Version      string `json:"version"`
+	Proto        int    `json:"proto"`
+	Go           string `json:"go"`
+	Host         string `json:"host"`
+	Port         int    `json:"port"`
+	Headers      bool   `json:"headers"`
+	MaxPayload   int    `json:"max_payload"`
+	AuthRequired bool   `json:"auth_required,omitempty"`
+	ClientID     uint64 `json:"client_id"`
+	ClientIP     string `json:"client_ip,omitempty"`
+}
+
+func (s *Server) info(cid uint64, clientIP string) serverInfo {
+	return serverInfo{
+		ServerID:     s.id,
+		ServerName:   s.opts.ServerName,
+		Version:      ProtocolVersion,
+		Proto:        1,
+		Go:           runtime.Version(),
+		Host:         s.opts.Host,
+		Port:         s.opts.Port,
+		Headers:      true,
+		MaxPayload:   s.opts.MaxPayload,
+		AuthRequired: s.opts.authRequired(),
+		ClientID:     cid,
+		ClientIP:     clientIP,
+	}
+}

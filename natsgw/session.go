@@ -1,0 +1,417 @@
+package natsgw
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/ledgemq/ledge/router"
+)
+
+// Conn is what a session needs of its network connection; both of ledge's
+// transports provide it.
+type Conn interface {
+	// Write queues a copy of b to be sent to the client. It is safe from any
+	// goroutine and does not block; it fails once the connection is closed
+	// or when its outbound queue is full, which makes the client a slow
+	// consumer that the transport disconnects.
+	Write(b []byte) error
+}
+
+// Errors a session reports to its transport, which closes the connection
+// after flushing the -ERR line the session queued.
+var (
+	ErrAuthorization = &ProtocolError{"Authorization Violation"}
+	ErrAuthTimeout   = &ProtocolError{"Authentication Timeout"}
+	ErrStale         = &ProtocolError{"Stale Connection"}
+	ErrInvalidSubj   = &ProtocolError{"Invalid Subject"}
+	ErrBadConnect    = &ProtocolError{"Parser Error: bad CONNECT options"}
+	// errSidInUse is a warning, not a disconnect: the SUB is ignored.
+	errSidInUse = errors.New("sid in use")
+)
+
+// subscription is the router's handle for one SUB of one session.
+type subscription struct {
+	session *Session
+	sid     string
+	subject string
+	queue   string
+	// headers says whether the subscriber's client understands HMSG; it is
+	// fixed when the subscription is made so that publishers on other loops
+	// can read it without a lock.
+	headers bool
+	// max is the number of deliveries after which the subscription ends
+	// (UNSUB <sid> <max>); 0 means no limit. delivered counts them. Both
+	// are touched by publishers on any loop.
+	max       atomic.Int64
+	delivered atomic.Int64
+	removed   atomic.Bool
+}
+
+// connectOptions is CONNECT's object, the fields ledge acts on.
+type connectOptions struct {
+	Verbose      bool   `json:"verbose"`
+	Pedantic     bool   `json:"pedantic"`
+	Echo         *bool  `json:"echo"`
+	Headers      bool   `json:"headers"`
+	NoResponders bool   `json:"no_responders"`
+	Name         string `json:"name"`
+	Lang         string `json:"lang"`
+	Version      string `json:"version"`
+	Protocol     int    `json:"protocol"`
+	User         string `json:"user"`
+	Pass         string `json:"pass"`
+	AuthToken    string `json:"auth_token"`
+}
+
+// Session is one client connection's protocol state. Its methods other
+// than Closed run on the event loop that owns the connection and must not
+// be called concurrently; deliveries from publishers on other loops only
+// write to its Conn.
+type Session struct {
+	srv    *Server
+	conn   Conn
+	id     uint64
+	remote string
+	parser Parser
+
+	connected    bool // CONNECT was accepted
+	verbose      bool
+	pedantic     bool
+	echo         bool
+	headers      bool
+	noResponders bool
+	name, lang   string
+	version      string
+
+	subs     map[string]*subscription // by sid
+	pingsOut int
+	active   bool // input arrived since the last ping timer
+
+	// Reused on every publish; only this session's loop touches them.
+	res router.Result[*subscription]
+	out []byte
+}
+
+// Open starts a session on a new connection and sends the INFO line.
+// remoteIP is the client's address without the port, reported back in
+// INFO.
+func (s *Server) Open(c Conn, remoteIP string) *Session {
+	ss := &Session{
+		srv:    s,
+		conn:   c,
+		id:     s.nextCID.Add(1),
+		remote: remoteIP,
+		echo:   true,
+		subs:   make(map[string]*subscription),
+		parser: Parser{MaxControlLine: s.opts.MaxControlLine, MaxPayload: s.opts.MaxPayload},
+	}
+	info, _ := json.Marshal(s.info(ss.id, remoteIP))
+	line := make([]byte, 0, len(info)+8)
+	line = append(line, "INFO "...)
+	line = append(line, info...)
+	line = append(line, crlf...)
+	_ = c.Write(line)
+	s.mu.Lock()
+	s.sessions[ss.id] = ss
+	s.mu.Unlock()
+	return ss
+}
+
+// ID returns the client id reported in INFO.
+func (ss *Session) ID() uint64 { return ss.id }
+
+// Feed decodes and acts on the bytes that arrived, and returns how many it
+// used; the caller keeps the rest and presents it again with the next
+// bytes. A non-nil error means the session queued an -ERR line and the
+// caller must close the connection after flushing it.
+func (ss *Session) Feed(in []byte) (consumed int, err error) {
+	ss.active = true
+	consumed, err = ss.parser.Parse(in, ss)
+	if err != nil {
+		var pe *ProtocolError
+		if errors.As(err, &pe) {
+			if pe == ErrAuthorization {
+				ss.srv.stats.AuthFailures.Add(1)
+			} else {
+				ss.srv.stats.ProtocolErrors.Add(1)
+			}
+			ss.sendErr(pe.Text)
+		}
+	}
+	return consumed, err
+}
+
+// HandleOp implements OpHandler; it is called by Feed for each operation.
+func (ss *Session) HandleOp(op *Op) error {
+	if !ss.connected && op.Kind != OpConnect && ss.srv.opts.authRequired() {
+		return ErrAuthorization
+	}
+	switch op.Kind {
+	case OpConnect:
+		if err := ss.connect(op.JSON); err != nil {
+			return err
+		}
+	case OpPing:
+		return ss.conn.Write(pongLine)
+	case OpPong:
+		ss.pingsOut = 0
+		return nil
+	case OpPub, OpHPub:
+		if err := ss.publish(op); err != nil {
+			return err
+		}
+	case OpSub:
+		if err := ss.subscribe(op); err != nil {
+			if err == errSidInUse {
+				return nil
+			}
+			return err
+		}
+	case OpUnsub:
+		ss.unsubscribe(op)
+	}
+	if ss.verbose {
+		return ss.conn.Write(okLine)
+	}
+	return nil
+}
+
+func (ss *Session) connect(raw []byte) error {
+	var o connectOptions
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return ErrBadConnect
+	}
+	opts := &ss.srv.opts
+	if opts.authRequired() {
+		ok := (opts.Token != "" && o.AuthToken == opts.Token) ||
+			(opts.Username != "" && o.User == opts.Username && o.Pass == opts.Password)
+		if !ok {
+			ss.srv.opts.Logger.Info("nats: authorization failed", "client", ss.id, "remote", ss.remote, "user", o.User)
+			return ErrAuthorization
+		}
+	}
+	ss.connected = true
+	ss.verbose, ss.pedantic = o.Verbose, o.Pedantic
+	ss.echo = o.Echo == nil || *o.Echo
+	ss.headers = o.Headers
+	// No responders needs headers to carry the 503 status.
+	ss.noResponders = o.NoResponders && o.Headers
+	ss.name, ss.lang, ss.version = o.Name, o.Lang, o.Version
+	return nil
+}
+
+// publish routes one message to every matching subscription. The subject
+// is passed to the router as a string that shares the parser's buffer: the
+// router does not keep it (its cache stores a copy), so no allocation is
+// needed to look it up.
+func (ss *Session) publish(op *Op) error {
+	srv := ss.srv
+	srv.stats.InMsgs.Add(1)
+	srv.stats.InBytes.Add(int64(len(op.Header) + len(op.Payload)))
+	subject := bytesToString(op.Subject)
+	if ss.pedantic {
+		if err := router.ValidateSubject(subject); err != nil {
+			return ErrInvalidSubj
+		}
+	}
+	if err := srv.router.Match(subject, &ss.res); err != nil {
+		return ErrInvalidSubj
+	}
+	delivered := 0
+	for _, sub := range ss.res.Subs {
+		if sub.session == ss && !ss.echo {
+			continue
+		}
+		if ss.deliver(sub, op) {
+			delivered++
+		}
+	}
+	for i := range ss.res.Groups {
+		g := &ss.res.Groups[i]
+		// A member that has been removed (auto-unsubscribe reached its
+		// limit on another loop) or is this publisher without echo is
+		// passed over.
+		sub, ok := g.Pick(ss.skipMember)
+		if ok && ss.deliver(sub, op) {
+			delivered++
+		}
+	}
+	if delivered == 0 && len(op.Reply) > 0 && ss.noResponders {
+		ss.sendNoResponders(op.Reply)
+	}
+	return nil
+}
+
+func (ss *Session) skipMember(sub *subscription) bool {
+	return sub.removed.Load() || (sub.session == ss && !ss.echo)
+}
+
+// deliver writes one MSG or HMSG to the subscription's connection and
+// reports whether it was sent.
+func (ss *Session) deliver(sub *subscription, op *Op) bool {
+	// Every delivery counts, so that "UNSUB <sid> <max>" limits the total
+	// as the client library expects, whenever it arrives.
+	n := sub.delivered.Add(1)
+	if max := sub.max.Load(); max > 0 {
+		if n > max {
+			return false
+		}
+		if n == max {
+			sub.session.srv.removeSub(sub)
+		}
+	}
+	header := op.Header
+	if !sub.headers {
+		// A client that did not announce headers gets the payload alone,
+		// as nats-server does.
+		header = nil
+	}
+	out := AppendMsgLine(ss.out[:0], op.Subject, sub.sid, op.Reply, len(header), len(op.Payload))
+	out = append(out, header...)
+	out = append(out, op.Payload...)
+	out = append(out, crlf...)
+	ss.out = out
+	if err := sub.session.conn.Write(out); err != nil {
+		ss.srv.stats.SlowConsumers.Add(1)
+		return false
+	}
+	ss.srv.stats.OutMsgs.Add(1)
+	ss.srv.stats.OutBytes.Add(int64(len(header) + len(op.Payload)))
+	return true
+}
+
+// sendNoResponders tells this client that nobody listens on the subject of
+// its request, by a 503 status message on its own subscriptions to the
+// reply subject.
+func (ss *Session) sendNoResponders(reply []byte) {
+	if err := ss.srv.router.Match(bytesToString(reply), &ss.res); err != nil {
+		return
+	}
+	for _, sub := range ss.res.Subs {
+		if sub.session != ss {
+			continue
+		}
+		out := AppendMsgLine(ss.out[:0], reply, sub.sid, nil, len(noRespondersHeader), 0)
+		out = append(out, noRespondersHeader...)
+		out = append(out, crlf...)
+		ss.out = out
+		_ = ss.conn.Write(out)
+	}
+}
+
+func (ss *Session) subscribe(op *Op) error {
+	sid := string(op.SID)
+	if old, dup := ss.subs[sid]; dup && !old.removed.Load() {
+		return errSidInUse
+	}
+	sub := &subscription{
+		session: ss,
+		sid:     sid,
+		subject: string(op.Subject),
+		queue:   string(op.Queue),
+		headers: ss.headers,
+	}
+	if _, err := ss.srv.router.Insert(router.Subscription[*subscription]{
+		Pattern: sub.subject,
+		Queue:   sub.queue,
+		Handle:  sub,
+	}); err != nil {
+		return ErrInvalidSubj
+	}
+	ss.subs[sid] = sub
+	return nil
+}
+
+func (ss *Session) unsubscribe(op *Op) {
+	sub, ok := ss.subs[string(op.SID)]
+	if !ok {
+		return
+	}
+	if op.Max > 0 {
+		// Deliver up to max messages in all, then remove; publishers on
+		// other loops see max and remove it when they reach it.
+		sub.max.Store(op.Max)
+		if sub.delivered.Load() < op.Max {
+			return
+		}
+	}
+	delete(ss.subs, sub.sid)
+	ss.srv.removeSub(sub)
+}
+
+// removeSub takes a subscription out of the router once.
+func (s *Server) removeSub(sub *subscription) {
+	if sub.removed.Swap(true) {
+		return
+	}
+	s.router.Remove(router.Subscription[*subscription]{
+		Pattern: sub.subject,
+		Queue:   sub.queue,
+		Handle:  sub,
+	})
+}
+
+// PingTimer is called by the transport every Options.PingInterval. A
+// client that sent nothing since the last call is pinged; one that has left
+// MaxPingsOut pings unanswered is stale: PingTimer queues the -ERR and
+// returns ErrStale, and the caller closes the connection.
+func (ss *Session) PingTimer() error {
+	if ss.active {
+		// Traffic proves the client is alive; nats-server skips the ping
+		// then too.
+		ss.active = false
+		ss.pingsOut = 0
+		return nil
+	}
+	if ss.pingsOut >= ss.srv.opts.MaxPingsOut {
+		ss.sendErr(ErrStale.Text)
+		return ErrStale
+	}
+	ss.pingsOut++
+	return ss.conn.Write(pingLine)
+}
+
+// AuthTimer is called by the transport once, Options.AuthTimeout after the
+// connection opened, when authentication is required. A client that has
+// not authenticated by then is refused.
+func (ss *Session) AuthTimer() error {
+	if ss.connected || !ss.srv.opts.authRequired() {
+		return nil
+	}
+	ss.srv.stats.AuthFailures.Add(1)
+	ss.sendErr(ErrAuthTimeout.Text)
+	return ErrAuthTimeout
+}
+
+// Closed ends the session when its connection is gone: its subscriptions
+// leave the router. The transport calls it once, serialized with Feed and
+// the timers like every other callback of the connection.
+func (ss *Session) Closed() {
+	ss.srv.mu.Lock()
+	delete(ss.srv.sessions, ss.id)
+	ss.srv.mu.Unlock()
+	for _, sub := range ss.subs {
+		ss.srv.removeSub(sub)
+	}
+}
+
+func (ss *Session) sendErr(text string) {
+	_ = ss.conn.Write(AppendErr(nil, text))
+}
+
+// String describes the session for logs.
+func (ss *Session) String() string {
+	return fmt.Sprintf("nats client %d (%s, %s %s)", ss.id, ss.remote, ss.lang, ss.version)
+}
+
+// bytesToString views b as a string without copying. The string must not
+// outlive b's contents.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
