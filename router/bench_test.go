@@ -239,3 +239,43 @@ func BenchmarkMemoryPerSubscription(b *testing.B) {
 	}
 	runtime.KeepAlive(patterns)
 }
+
+// BenchmarkMatchNATSTree matches on a tree of the shape nats-server's
+// sublist benchmarks use (every sequence of one to five tokens drawn from
+// eight words, 37,448 subscriptions, plus three wildcards), so that the
+// figures can be set beside theirs.
+func BenchmarkMatchNATSTree(b *testing.B) {
+	words := []string{"synadia", "nats", "jetstream", "nkeys", "jwt", "deny", "auth", "drain"}
+	r := New[int](Options{})
+	n := 0
+	var grow func(prefix string, depth int)
+	grow = func(prefix string, depth int) {
+		for _, w := range words {
+			s := w
+			if prefix != "" {
+				s = prefix + "." + w
+			}
+			r.Insert(Subscription[int]{Pattern: s, Handle: n})
+			n++
+			if depth < 5 {
+				grow(s, depth+1)
+			}
+		}
+	}
+	grow("", 1)
+	for _, p := range []string{"cloud.>", "cloud.nats.component.>", "cloud.*.*.nkeys.*"} {
+		r.Insert(Subscription[int]{Pattern: p, Handle: n})
+		n++
+	}
+	for _, subject := range []string{"synadia", "synadia.nats.jetstream.nkeys", "cloud.nats.component.router", "synadia.nats.jetstream.nkeys.ZZZZ"} {
+		b.Run(subject, func(b *testing.B) {
+			var res Result[int]
+			r.Match(subject, &res)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r.Match(subject, &res)
+			}
+		})
+	}
+}
