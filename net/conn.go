@@ -1,0 +1,241 @@
+package net
+
+import (
+	"fmt"
+	stdnet "net"
+	"sync"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+)
+
+type connState uint8
+
+const (
+	stateOpen    connState = iota
+	stateClosing           // no new reads or writes; flushing the queue
+	stateClosed            // gone; OnClose has been or is being called
+)
+
+// driver is the transport side of a connection: the epoll loop that owns it
+// or its portable goroutines.
+type driver interface {
+	// kick is called with c.mu held after data was queued or a close was
+	// requested; it makes sure the transport will act on it.
+	kick(c *Conn)
+	// armTimer schedules t to fire after d, replacing an earlier schedule;
+	// it reports whether t was already scheduled.
+	armTimer(t *Timer, d time.Duration) bool
+	// stopTimer unschedules t and reports whether it was scheduled.
+	stopTimer(t *Timer) bool
+}
+
+// Conn is one accepted connection. Its methods are safe from any goroutine
+// unless their documentation says otherwise.
+type Conn struct {
+	srv    *Server
+	drv    driver
+	id     uint64
+	local  stdnet.Addr
+	remote stdnet.Addr
+	ctx    any
+
+	// held keeps the unconsumed tail of the input between reads; nil while
+	// the connection has no partial frame. Touched only by the goroutine
+	// running the connection's callbacks.
+	held *bytebufferpool.ByteBuffer
+
+	mu       sync.Mutex
+	out      outQueue
+	inflight int // bytes taken from out by a portable writer, not yet written
+	state    connState
+	drop     bool  // close without flushing
+	reason   error // first close reason
+
+	// epoll fields, owned by the connection's loop except queued (under mu).
+	fd       int
+	events   uint32 // epoll interest currently registered
+	queued   bool   // in the loop's pending list
+	lingered bool   // close timer armed
+}
+
+// ID returns a number unique among the server's connections, for logs and
+// monitoring.
+func (c *Conn) ID() uint64 { return c.id }
+
+// LocalAddr returns the local address of the connection.
+func (c *Conn) LocalAddr() stdnet.Addr { return c.local }
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() stdnet.Addr { return c.remote }
+
+// SetContext stores protocol state for the connection, typically the
+// session. It is meant for the connection's callbacks.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// Context returns what SetContext stored.
+func (c *Conn) Context() any { return c.ctx }
+
+// Server returns the server that accepted the connection.
+func (c *Conn) Server() *Server { return c.srv }
+
+// Outbound returns the number of bytes queued and not yet written.
+func (c *Conn) Outbound() int {
+	c.mu.Lock()
+	n := c.out.bytes + c.inflight
+	c.mu.Unlock()
+	return n
+}
+
+// Write queues a copy of p. It never blocks on the network: the bytes are
+// written by the connection's transport, after the current callback when
+// called from one. It returns ErrClosed once the connection is closing, and
+// ErrSlowConsumer when p would take the outbound queue past
+// Options.MaxOutbound, in which case the connection is cut off.
+func (c *Conn) Write(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	if err := c.admitLocked(len(p)); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.out.appendCopy(p)
+	c.drv.kick(c)
+	c.mu.Unlock()
+	return nil
+}
+
+// WriteRef queues p by reference, without copying it, for large payloads
+// such as slices of a memory-mapped log segment. The caller must not modify
+// p until release is called. release (which may be nil) is called exactly
+// once, from any goroutine: when the kernel has taken all of p, when the
+// connection is dropped with p unsent, or before WriteRef returns an error.
+func (c *Conn) WriteRef(p []byte, release func()) error {
+	c.mu.Lock()
+	err := c.admitLocked(len(p))
+	if err == nil && len(p) > 0 {
+		c.out.appendRef(p, release)
+		c.drv.kick(c)
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	if release != nil {
+		release()
+	}
+	return err
+}
+
+// admitLocked checks that n more bytes may be queued, cutting the
+// connection off as a slow consumer when they may not.
+func (c *Conn) admitLocked(n int) error {
+	if c.state != stateOpen {
+		return ErrClosed
+	}
+	if c.out.bytes+c.inflight+n > c.srv.opts.MaxOutbound {
+		c.srv.stats.slow.Add(1)
+		c.closeLocked(ErrSlowConsumer, true)
+		return ErrSlowConsumer
+	}
+	return nil
+}
+
+// Close closes the connection after flushing what is queued, waiting at most
+// Options.CloseTimeout for the peer to take it. reason is passed to OnClose;
+// nil means a normal close. Later calls are ignored.
+func (c *Conn) Close(reason error) {
+	c.mu.Lock()
+	c.closeLocked(reason, false)
+	c.mu.Unlock()
+}
+
+// closeLocked records the first close request; drop discards the queue
+// instead of flushing it and may upgrade an earlier graceful request.
+func (c *Conn) closeLocked(reason error, drop bool) {
+	switch c.state {
+	case stateOpen:
+		c.state = stateClosing
+		c.reason = reason
+	case stateClosing:
+		if !drop || c.drop {
+			return
+		}
+		if c.reason == nil {
+			c.reason = reason
+		}
+	default:
+		return
+	}
+	c.drop = c.drop || drop
+	c.drv.kick(c)
+}
+
+// closing reports whether a close was requested; callers on the callback
+// goroutine use it to stop feeding input.
+func (c *Conn) closing() bool {
+	c.mu.Lock()
+	s := c.state
+	c.mu.Unlock()
+	return s != stateOpen
+}
+
+// deliver feeds freshly read bytes to the handler through the held-buffer
+// reassembly: unconsumed input is kept and presented again in front of the
+// next read. It runs on the connection's callback goroutine. A non-nil error
+// means the connection must close with it as reason.
+func (c *Conn) deliver(fresh []byte) error {
+	data := fresh
+	if c.held != nil {
+		c.held.B = append(c.held.B, fresh...)
+		data = c.held.B
+	}
+	h := c.srv.handler
+	total := len(data)
+	for {
+		n, err := h.OnData(c, data)
+		if n < 0 || n > len(data) {
+			c.releaseHeld()
+			return fmt.Errorf("ledge/net: handler consumed %d of %d bytes", n, len(data))
+		}
+		data = data[n:]
+		if err != nil {
+			c.releaseHeld()
+			return err
+		}
+		if n == 0 || len(data) == 0 || c.closing() {
+			break
+		}
+	}
+	switch {
+	case len(data) == 0:
+		c.releaseHeld()
+	case len(data) > c.srv.opts.MaxInput:
+		c.releaseHeld()
+		c.srv.stats.inputTooLarge.Add(1)
+		return ErrInputTooLarge
+	case c.held == nil:
+		c.held = bytebufferpool.Get()
+		c.held.B = append(c.held.B[:0], data...)
+		c.srv.stats.held.Add(1)
+	case len(data) < total:
+		// data aliases the tail of held.B; copy handles the overlap.
+		c.held.B = c.held.B[:copy(c.held.B, data)]
+	}
+	return nil
+}
+
+// releaseHeld returns the held input buffer to the pool.
+func (c *Conn) releaseHeld() {
+	if c.held != nil {
+		bytebufferpool.Put(c.held)
+		c.held = nil
+		c.srv.stats.held.Add(-1)
+	}
+}
+
+// String identifies the connection in logs.
+func (c *Conn) String() string {
+	return fmt.Sprintf("conn %d %v", c.id, c.remote)
+}

@@ -1,0 +1,75 @@
+// Package net is the connection layer every ledge protocol gateway sits on:
+// it accepts TCP connections, reads their bytes into a protocol handler and
+// writes the handler's replies back, on a few event loops instead of a
+// goroutine per connection. On Linux it runs epoll event loops (one per
+// GOMAXPROCS by default); elsewhere, and for TLS listeners, it runs a portable
+// transport on the standard library with exactly the same contract, so
+// protocol code cannot tell them apart.
+//
+// Callers import it under another name, because the standard library's net is
+// usually needed beside it:
+//
+//	import lnet "github.com/ledgemq/ledge/net"
+//
+// # Handler contract
+//
+// A protocol is written as "bytes in, events and bytes out" by implementing
+// [Handler]:
+//
+//   - OnOpen(c) is called once when a connection is accepted, before any data.
+//   - OnData(c, in) receives the connection's unconsumed input and returns how
+//     many bytes it consumed. The bytes it leaves are kept and presented again,
+//     with newly read bytes appended, on the next call; if it consumed some
+//     bytes and left a non-empty rest, it is called again at once so that a
+//     handler may consume one frame per call. Returning an error closes the
+//     connection after flushing what was already queued, so a protocol can
+//     queue "-ERR ..." and return an error.
+//   - OnClose(c, err) is called exactly once when the connection is gone. err
+//     is nil when the peer closed cleanly or Close(nil) was called, otherwise
+//     the reason: the handler's error, [ErrSlowConsumer], [ErrInputTooLarge],
+//     [ErrServerClosed], or an I/O error.
+//
+// A handler must never block: it runs on an event loop shared by thousands of
+// connections. Work that may block (an fsync, a bcrypt check) is handed to
+// another goroutine, which answers later with [Conn.Write].
+//
+// # Concurrency
+//
+// All callbacks of one connection (OnOpen, OnData, OnClose and the functions
+// given to [Conn.AfterFunc]) are serialized: they never run concurrently with
+// each other. On the epoll transport they all run on the connection's event
+// loop goroutine; on the portable transport they run on goroutines of the
+// connection, under a per-connection lock.
+//
+// [Conn.Write], [Conn.WriteRef], [Conn.Close], [Conn.AfterFunc],
+// [Timer.Stop], [Timer.Reset] and the read-only accessors are safe from any
+// goroutine. Writes from a callback are queued without a system call and
+// flushed with one writev per connection after the loop has handled its ready
+// events; writes from other goroutines are queued the same way and wake the
+// connection's loop, and many such writes between two loop iterations cost a
+// single wakeup. [Conn.SetContext] and [Conn.Context] are meant for the
+// callbacks; other goroutines that use them must synchronize themselves.
+//
+// # Ownership of byte slices
+//
+//   - The in slice given to OnData belongs to the transport and is valid only
+//     during the call; keep a copy of anything needed later.
+//   - [Conn.Write] copies its argument into pooled buffers before it returns.
+//   - [Conn.WriteRef] queues the caller's slice by reference, without a copy:
+//     the caller must not modify it until its release function is called.
+//     release is called exactly once, from any goroutine, when the kernel has
+//     taken the bytes, when the connection is dropped, or before WriteRef
+//     returns an error. This is how slices of mmap'd log segments are sent.
+//
+// # Bounded memory
+//
+// A connection's outbound queue is limited to [Options.MaxOutbound] bytes; a
+// write that would exceed it cuts the connection off as a slow consumer
+// ([ErrSlowConsumer], counted in [Stats]) and drops its queue, so one stalled
+// reader cannot grow the broker. Idle connections hold no read buffer on the
+// epoll transport: each loop reads into one buffer of its own, and only a
+// connection left with a partial frame keeps a pooled buffer for the rest,
+// which is returned as soon as the rest is consumed. The unconsumed input of a
+// connection is limited to [Options.MaxInput] bytes ([ErrInputTooLarge]).
+// [Options.MaxConns] refuses connections beyond a count.
+package net

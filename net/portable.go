@@ -1,0 +1,400 @@
+package net
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	stdnet "net"
+	"sync"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+)
+
+// portableReadSize is the per-connection read buffer of the portable
+// transport. Each connection blocks in Read with its own buffer, so it is
+// kept small; the epoll transport has one larger buffer per loop instead.
+const portableReadSize = 8 << 10
+
+// portableTransport serves connections with the standard library: an accept
+// goroutine, a reader goroutine per connection, and a writer goroutine that
+// exists only while the connection has bytes to send. It runs where epoll
+// does not (non-Linux systems) and for TLS.
+type portableTransport struct {
+	srv *Server
+	ln  stdnet.Listener
+	wg  sync.WaitGroup // the accept goroutine and every reader
+
+	mu      sync.Mutex
+	conns   map[*Conn]*pconn
+	closing bool
+}
+
+// pconn is the portable driver of one connection.
+type pconn struct {
+	t      *portableTransport
+	c      *Conn
+	nc     stdnet.Conn
+	closed chan struct{} // closed once nc is closed
+	once   sync.Once
+
+	// cbMu serializes the connection's callbacks: reads and timers run on
+	// different goroutines here.
+	cbMu sync.Mutex
+
+	// Under c.mu.
+	writing   bool
+	lingering bool
+
+	// Owned by the writer goroutine.
+	batch outQueue
+	bufs  [][]byte
+	rel   []func()
+}
+
+func listenPortable(s *Server, network, address string) (transport, error) {
+	ln, err := stdnet.Listen(network, address)
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.opts.TLSConfig)
+	}
+	t := &portableTransport{srv: s, ln: ln, conns: make(map[*Conn]*pconn)}
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+func (t *portableTransport) addr() stdnet.Addr { return t.ln.Addr() }
+
+func (t *portableTransport) acceptLoop() {
+	defer t.wg.Done()
+	srv := t.srv
+	var delay time.Duration
+	for {
+		nc, err := t.ln.Accept()
+		if err != nil {
+			t.mu.Lock()
+			closing := t.closing
+			t.mu.Unlock()
+			if closing || errors.Is(err, stdnet.ErrClosed) {
+				return
+			}
+			// Out of fds and the like: back off instead of spinning.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if max := srv.opts.MaxConns; max > 0 && srv.stats.open.Load() >= int64(max) {
+			srv.stats.refused.Add(1)
+			t.refuse(nc)
+			continue
+		}
+		c := &Conn{srv: srv, id: srv.stats.nextID.Add(1), local: nc.LocalAddr(), remote: nc.RemoteAddr(), fd: -1}
+		p := &pconn{t: t, c: c, nc: nc, closed: make(chan struct{})}
+		c.drv = p
+		t.mu.Lock()
+		if t.closing {
+			t.mu.Unlock()
+			nc.Close()
+			return
+		}
+		t.conns[c] = p
+		t.mu.Unlock()
+		srv.stats.open.Add(1)
+		srv.stats.total.Add(1)
+		t.wg.Add(1)
+		go p.readLoop()
+	}
+}
+
+// refuse closes a connection beyond MaxConns, first sending RefuseMessage on
+// its own goroutine: with TLS the write needs a handshake, which must not
+// hold up accepting.
+func (t *portableTransport) refuse(nc stdnet.Conn) {
+	opts := &t.srv.opts
+	if opts.OnRefuse != nil {
+		opts.OnRefuse(nc.RemoteAddr(), ErrTooManyConns)
+	}
+	if len(opts.RefuseMessage) == 0 {
+		nc.Close()
+		return
+	}
+	go func() {
+		_ = nc.SetDeadline(time.Now().Add(time.Second))
+		_, _ = nc.Write(opts.RefuseMessage)
+		nc.Close()
+	}()
+}
+
+func (t *portableTransport) shutdown(ctx context.Context) error {
+	t.mu.Lock()
+	t.closing = true
+	t.mu.Unlock()
+	t.ln.Close()
+	for _, c := range t.snapshot() {
+		c.Close(ErrServerClosed)
+	}
+	done := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	for _, c := range t.snapshot() {
+		c.mu.Lock()
+		c.closeLocked(ErrServerClosed, true)
+		c.mu.Unlock()
+	}
+	<-done
+	return ctx.Err()
+}
+
+func (t *portableTransport) snapshot() []*Conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cs := make([]*Conn, 0, len(t.conns))
+	for c := range t.conns {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// closeNC closes the socket once; the reader then finalizes the connection.
+func (p *pconn) closeNC() {
+	p.once.Do(func() {
+		// Signal first, so the reader never takes the error of our own
+		// close for a failure of the connection.
+		close(p.closed)
+		p.nc.Close()
+	})
+}
+
+// kick implements driver; c.mu is held.
+func (p *pconn) kick(c *Conn) {
+	if c.drop {
+		// Dropping: closing the socket aborts a write in progress; the
+		// writer and the reader release what is queued.
+		p.closeNC()
+		return
+	}
+	if c.state == stateClosing && !p.lingering {
+		p.lingering = true
+		_ = p.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.CloseTimeout))
+	}
+	if !p.writing {
+		p.writing = true
+		go p.writeLoop()
+	}
+}
+
+// readLoop runs the connection's input side and, when it ends, finalizes
+// the connection.
+func (p *pconn) readLoop() {
+	defer p.t.wg.Done()
+	c := p.c
+	h := c.srv.handler
+	p.cbMu.Lock()
+	h.OnOpen(c)
+	p.cbMu.Unlock()
+
+	buf := make([]byte, portableReadSize)
+	var rerr error
+	for {
+		n, err := p.nc.Read(buf)
+		if n > 0 {
+			c.srv.stats.in.Add(uint64(n))
+			p.cbMu.Lock()
+			if !c.closing() {
+				if err := c.deliver(buf[:n]); err != nil {
+					c.Close(err)
+				}
+			}
+			p.cbMu.Unlock()
+		}
+		if err != nil {
+			rerr = err
+			break
+		}
+	}
+	if errors.Is(rerr, io.EOF) {
+		// The peer sends no more but may still read what is queued.
+		c.Close(nil)
+	} else {
+		select {
+		case <-p.closed:
+			// Our own close of the socket: the recorded reason stands.
+		default:
+			c.mu.Lock()
+			c.closeLocked(fmt.Errorf("read: %w", rerr), true)
+			c.mu.Unlock()
+		}
+	}
+	<-p.closed
+	p.finalize()
+}
+
+func (p *pconn) finalize() {
+	c := p.c
+	c.mu.Lock()
+	c.state = stateClosed
+	reason := c.reason
+	rel := c.out.drop(nil)
+	c.mu.Unlock()
+	runReleases(rel)
+
+	p.t.mu.Lock()
+	delete(p.t.conns, c)
+	p.t.mu.Unlock()
+	c.srv.stats.open.Add(-1)
+
+	p.cbMu.Lock()
+	c.releaseHeld()
+	c.srv.handler.OnClose(c, reason)
+	p.cbMu.Unlock()
+}
+
+// writeLoop drains the queue and exits when it is empty, so an idle
+// connection has no writer goroutine. It takes the whole queue at a time,
+// leaving an empty one for concurrent writers.
+func (p *pconn) writeLoop() {
+	c := p.c
+	for {
+		c.mu.Lock()
+		if c.drop || c.state == stateClosed {
+			p.writing = false
+			c.mu.Unlock()
+			p.closeNC()
+			return
+		}
+		if c.out.empty() {
+			p.writing = false
+			closing := c.state == stateClosing
+			c.mu.Unlock()
+			if closing {
+				p.closeNC()
+			}
+			return
+		}
+		c.out, p.batch = p.batch, c.out
+		c.inflight = p.batch.bytes
+		c.mu.Unlock()
+
+		n, err := p.writeBatch()
+		c.srv.stats.out.Add(uint64(n))
+		p.rel = p.batch.drop(p.rel)
+		p.rel = runReleases(p.rel)
+
+		c.mu.Lock()
+		c.inflight = 0
+		if err != nil {
+			c.closeLocked(fmt.Errorf("write: %w", err), true)
+			p.writing = false
+			c.mu.Unlock()
+			p.closeNC()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// writeBatch writes p.batch: with writev on TCP (net.Buffers), and
+// coalesced into record-sized writes on TLS, where every Write is a record.
+func (p *pconn) writeBatch() (int64, error) {
+	if tc, ok := p.nc.(*stdnet.TCPConn); ok {
+		p.bufs = p.batch.appendTo(p.bufs[:0], len(p.batch.pieces))
+		bufs := stdnet.Buffers(p.bufs)
+		n, err := bufs.WriteTo(tc)
+		clear(p.bufs)
+		return n, err
+	}
+	scratch := bytebufferpool.Get()
+	defer bytebufferpool.Put(scratch)
+	var total int64
+	flush := func() error {
+		if len(scratch.B) == 0 {
+			return nil
+		}
+		n, err := p.nc.Write(scratch.B)
+		total += int64(n)
+		scratch.B = scratch.B[:0]
+		return err
+	}
+	q := &p.batch
+	for i := q.head; i < len(q.pieces); i++ {
+		b := q.pieces[i].b
+		if len(b) >= chunkSize {
+			if err := flush(); err != nil {
+				return total, err
+			}
+			n, err := p.nc.Write(b)
+			total += int64(n)
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		scratch.B = append(scratch.B, b...)
+		if len(scratch.B) >= chunkSize {
+			if err := flush(); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, flush()
+}
+
+// armTimer implements driver with a runtime timer; cbMu in fire keeps the
+// function serialized with the connection's other callbacks.
+func (p *pconn) armTimer(t *Timer, d time.Duration) bool {
+	c := p.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	was := t.active
+	t.active = true
+	t.deadline = time.Now().Add(d)
+	if t.rt == nil {
+		t.rt = time.AfterFunc(d, func() { p.fire(t) })
+	} else {
+		t.rt.Reset(d)
+	}
+	return was
+}
+
+// stopTimer implements driver.
+func (p *pconn) stopTimer(t *Timer) bool {
+	c := p.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	was := t.active
+	t.active = false
+	if t.rt != nil {
+		t.rt.Stop()
+	}
+	return was
+}
+
+// fire runs a due timer unless it was stopped, or reset to a later deadline
+// while this firing waited for the lock.
+func (p *pconn) fire(t *Timer) {
+	c := p.c
+	p.cbMu.Lock()
+	defer p.cbMu.Unlock()
+	c.mu.Lock()
+	run := t.active && c.state == stateOpen && !time.Now().Before(t.deadline)
+	if run {
+		t.active = false
+	}
+	c.mu.Unlock()
+	if run {
+		t.fn(c)
+	}
+}
