@@ -1,0 +1,60 @@
+//go:build linux
+
+package net
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestEpollHotPathDoesNotAllocate pins the steady state of the epoll path:
+// a read into the loop's buffer, the handler's replies queued into pooled
+// buffers and a by-reference write, and the flush with one writev, all
+// without an allocation per message.
+func TestEpollHotPathDoesNotAllocate(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	ref := make([]byte, 256)
+	release := func() {}
+	h := &funcHandler{data: func(c *Conn, in []byte) (int, error) {
+		for i := 0; i < 8; i++ {
+			if err := c.Write(in); err != nil {
+				return 0, err
+			}
+		}
+		return len(in), c.WriteRef(ref, release)
+	}}
+	srv := &Server{handler: h, opts: Options{}.withDefaults()}
+	l, err := newLoop(&epollTransport{srv: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.closeFDs()
+	c := &Conn{srv: srv, drv: l, fd: fds[0]}
+	l.open(c)
+	defer l.finalize(c)
+
+	msg := []byte("PUB sensors.temp 5\r\n21.5\r\n")
+	sink := make([]byte, 64<<10)
+	want := 8*len(msg) + len(ref)
+	step := func() {
+		if _, err := unix.Write(fds[1], msg); err != nil {
+			t.Fatal(err)
+		}
+		l.read(c)
+		l.runWork()
+		if n, err := unix.Read(fds[1], sink); err != nil || n != want {
+			t.Fatalf("peer read %d bytes (%v), want %d", n, err, want)
+		}
+	}
+	for i := 0; i < 100; i++ { // warm the pools
+		step()
+	}
+	if allocs := testing.AllocsPerRun(1000, step); allocs != 0 {
+		t.Fatalf("%.2f allocations per message", allocs)
+	}
+}
