@@ -535,13 +535,19 @@ func closeOver[S comparable](set []*node[S], stay int) []*node[S] {
 
 // table is an open-addressing hash set of child nodes keyed by their
 // tokens, with linear probing. It replaces a map[string]*node: a slot is
-// one pointer (a map entry holds the key again, 24 bytes more), and it
-// shrinks when children go, where a Go map keeps its peak size, so a
-// branch that churns returns its memory.
+// one pointer and one tag byte (a map entry holds the key again, 24 bytes
+// more), and it shrinks when children go, where a Go map keeps its peak
+// size, so a branch that churns returns its memory. The tag, eight bits of
+// the token's hash, lets a probe pass over other children without loading
+// them: in a large trie each such load is a cache miss.
 type table[S comparable] struct {
 	slots []*node[S] // a power of two long, at most 3/4 full
+	tags  []uint8    // tag of each slot's token, 0 for an empty slot
 	n     int
 }
+
+// tag returns the tag of a hash, never 0.
+func tag(h uint64) uint8 { return uint8(h>>56) | 1 }
 
 // tableSize returns the table length that holds n children, the same
 // whether the table grew to n or shrank to it.
@@ -554,16 +560,22 @@ func tableSize(n int) int {
 }
 
 func newTable[S comparable](n int) *table[S] {
-	return &table[S]{slots: make([]*node[S], tableSize(n))}
+	size := tableSize(n)
+	return &table[S]{slots: make([]*node[S], size), tags: make([]uint8, size)}
 }
 
 // find returns the child for tok, whose hash is h, or nil.
 func (t *table[S]) find(tok string, h uint64) *node[S] {
 	mask := uint64(len(t.slots) - 1)
+	tg := tag(h)
 	for i := h & mask; ; i = (i + 1) & mask {
-		k := t.slots[i]
-		if k == nil || k.token == tok {
-			return k
+		switch t.tags[i] {
+		case 0:
+			return nil
+		case tg:
+			if k := t.slots[i]; k.token == tok {
+				return k
+			}
 		}
 	}
 }
@@ -579,11 +591,12 @@ func (t *table[S]) add(c *node[S], seed maphash.Seed) {
 
 func (t *table[S]) place(c *node[S], seed maphash.Seed) {
 	mask := uint64(len(t.slots) - 1)
-	i := maphash.String(seed, c.token) & mask
+	h := maphash.String(seed, c.token)
+	i := h & mask
 	for t.slots[i] != nil {
 		i = (i + 1) & mask
 	}
-	t.slots[i] = c
+	t.slots[i], t.tags[i] = c, tag(h)
 }
 
 // remove deletes c, shifting later entries of its probe run back so that
@@ -597,7 +610,7 @@ func (t *table[S]) remove(c *node[S], seed maphash.Seed) {
 		}
 		i = (i + 1) & mask
 	}
-	t.slots[i] = nil
+	t.slots[i], t.tags[i] = nil, 0
 	t.n--
 	for j := (i + 1) & mask; t.slots[j] != nil; j = (j + 1) & mask {
 		k := t.slots[j]
@@ -605,19 +618,20 @@ func (t *table[S]) remove(c *node[S], seed maphash.Seed) {
 		// k may move into the hole at i unless its home lies cyclically
 		// in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-			t.slots[i], t.slots[j] = k, nil
+			t.slots[i], t.tags[i] = k, t.tags[j]
+			t.slots[j], t.tags[j] = nil, 0
 			i = j
 		}
 	}
 	// Shrink once a fresh table for n would be smaller than this one.
-	if size := tableSize(t.n); size < len(t.slots) && 8*t.n < 3*len(t.slots) {
+	if size := tableSize(t.n); size < len(t.slots) {
 		t.resize(size, seed)
 	}
 }
 
 func (t *table[S]) resize(size int, seed maphash.Seed) {
 	old := t.slots
-	t.slots = make([]*node[S], size)
+	t.slots, t.tags = make([]*node[S], size), make([]uint8, size)
 	for _, k := range old {
 		if k != nil {
 			t.place(k, seed)
