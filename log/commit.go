@@ -8,7 +8,7 @@ import (
 
 // maxQueuedBatches bounds the batches waiting for the commit goroutine; an
 // appender that finds them all full waits, which is the log's backpressure.
-const maxQueuedBatches = 4
+const maxQueuedBatches = 64
 
 // Append adds rec to the log and returns its offset. It does not wait for
 // the write: done, if not nil, is called once, with the offset, when the
@@ -230,10 +230,14 @@ func (l *Log) commitLocked() {
 	}
 	for _, e := range batches {
 		if err == nil {
-			err = l.writeBatch(e)
+			err = l.stageBatch(e)
 		}
 		l.acks = append(l.acks, e.acks...)
 	}
+	if err == nil {
+		err = l.flushStaged()
+	}
+	l.wbuf, l.staged = l.wbuf[:0], l.staged[:0]
 	if err == nil && l.opts.Sync == SyncAlways {
 		if err = fdatasync(l.active().f); err != nil {
 			err = fmt.Errorf("stream %q: fsync segment %d: %w", l.name, l.active().base, err)
@@ -312,31 +316,79 @@ func (l *Log) active() *segment {
 	return segs[len(segs)-1]
 }
 
-// writeBatch writes one finished batch at the end of the active segment,
-// rolling to a new segment first when it does not fit.
+// writeBatch writes one finished batch at the end of the active segment.
 func (l *Log) writeBatch(e *encoder) error {
+	if err := l.stageBatch(e); err != nil {
+		return err
+	}
+	return l.flushStaged()
+}
+
+// maxStaged bounds the bytes gathered for one write call.
+const maxStaged = 1 << 20
+
+// staged describes a batch in the write buffer.
+type staged struct {
+	base  int64
+	count int
+	maxTS int64
+	pos   int64
+	size  int
+}
+
+// stageBatch finishes e and appends it to the write buffer, so that the
+// batches of one commit go to disk in as few write calls as possible. It
+// rolls to a new segment first when the batch does not fit the active one.
+func (l *Log) stageBatch(e *encoder) error {
 	b, err := e.finish(l.codec)
 	if err != nil {
 		return fmt.Errorf("stream %q: encode batch at %d: %w", l.name, e.base, err)
 	}
 	s := l.active()
-	if s.size.Load()+int64(len(b)) > s.capacity {
-		if s, err = l.roll(e.base); err != nil {
+	end := s.size.Load() + int64(len(l.wbuf))
+	if end+int64(len(b)) > s.capacity || len(l.wbuf)+len(b) > maxStaged {
+		if err := l.flushStaged(); err != nil {
 			return err
 		}
+		if s.size.Load()+int64(len(b)) > s.capacity {
+			if s, err = l.roll(e.base); err != nil {
+				return err
+			}
+		}
+		end = s.size.Load()
 	}
+	l.staged = append(l.staged, staged{base: e.base, count: e.count, maxTS: e.maxTS, pos: end, size: len(b)})
+	l.wbuf = append(l.wbuf, b...)
+	return nil
+}
+
+// flushStaged writes the write buffer at the end of the active segment and
+// publishes its batches to readers.
+func (l *Log) flushStaged() error {
+	if len(l.staged) == 0 {
+		return nil
+	}
+	s := l.active()
 	pos := s.size.Load()
-	if _, err := s.f.WriteAt(b, pos); err != nil {
+	buf := l.wbuf
+	l.wbuf = l.wbuf[:0]
+	batches := l.staged
+	l.staged = l.staged[:0]
+	if _, err := s.f.WriteAt(buf, pos); err != nil {
 		return fmt.Errorf("stream %q: write segment %d at byte %d: %w", l.name, s.base, pos, err)
 	}
-	rel := uint32(e.base - s.base)
-	s.idx.add(rel, pos, e.maxTS, l.opts.IndexIntervalBytes)
-	s.lastBatchPos, s.lastBatchRel = pos, rel
-	end := pos + int64(len(b))
+	for _, b := range batches {
+		rel := uint32(b.base - s.base)
+		s.idx.add(rel, b.pos, b.maxTS, l.opts.IndexIntervalBytes)
+		s.lastBatchPos, s.lastBatchRel = b.pos, rel
+	}
+	last := batches[len(batches)-1]
+	end := last.pos + int64(last.size)
+	next := last.base + int64(last.count)
 	s.verified.Store(end)
-	s.next.Store(e.base + int64(e.count))
+	s.next.Store(next)
 	s.size.Store(end)
-	l.next.Store(e.base + int64(e.count))
+	l.next.Store(next)
 	return nil
 }
 

@@ -33,7 +33,9 @@
 // CRC instructions. Large enough that files are few and a segment is
 // preallocated (one fallocate, contiguous blocks, no per-write block
 // allocation on flash) and fsynced on sealing only once per 32 MiB.
-// Batches close at 256 KiB, which keeps flash writes large and sequential.
+// Batches close at 16 KiB, so a read at a random offset skips at most that
+// many bytes of records; the batches of one commit are written with one
+// call of up to 1 MiB, so flash still sees large sequential writes.
 //
 // # Recovery
 //

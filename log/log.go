@@ -84,7 +84,7 @@ func (p SyncPolicy) String() string {
 const (
 	DefaultSegmentBytes       = 32 << 20
 	DefaultMaxRecordBytes     = 1 << 20
-	DefaultBatchBytes         = 256 << 10
+	DefaultBatchBytes         = 16 << 10
 	DefaultIndexIntervalBytes = 4 << 10
 	DefaultSyncInterval       = 100 * time.Millisecond
 	// DefaultMaxMappedBytes32 is the mapped-bytes cap on 32-bit platforms,
@@ -108,7 +108,7 @@ type Options struct {
 	// and a few bytes of framing); default min(1 MiB, SegmentBytes/4).
 	MaxRecordBytes int
 	// BatchBytes is the size at which the log closes a batch and starts
-	// another; default min(256 KiB, SegmentBytes/4).
+	// another; default min(16 KiB, SegmentBytes/4).
 	BatchBytes int
 	// IndexIntervalBytes is the spacing of sparse index entries.
 	IndexIntervalBytes int
@@ -200,6 +200,8 @@ type Log struct {
 	// Retain, Truncate. Lock order: writeMu before mu.
 	writeMu sync.Mutex
 	taken   []*encoder // commit scratch
+	wbuf    []byte     // batches gathered for one write call
+	staged  []staged
 	acks    []ack      // written, waiting for the fsync that covers them
 
 	notifyMu sync.Mutex

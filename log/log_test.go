@@ -71,3 +71,29 @@ func TestAppendRejectsBadInput(t *testing.T) {
 		t.Fatalf("append batch after close: %v", err)
 	}
 }
+
+func TestOutOfOrderTimestampsRoundTrip(t *testing.T) {
+	l := openTest(t, t.TempDir(), testOptions())
+	times := []int64{5000, 1000, 1 << 50, -7, 5001, 0x7fffffffffff}
+	recs := make([]Record, len(times))
+	for i, ts := range times {
+		recs[i] = Record{Subject: []byte("t"), Time: ts, Payload: []byte{byte(i)}}
+	}
+	if _, err := l.AppendBatch(recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var rec Record
+	for i, ts := range times {
+		if err := r.Next(&rec); err != nil || rec.Time != ts {
+			t.Fatalf("record %d: time %d, want %d (%v)", i, rec.Time, ts, err)
+		}
+	}
+}

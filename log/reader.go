@@ -201,11 +201,9 @@ func (r *Reader) loadBatch() error {
 				return r.corrupt(pos, err)
 			}
 		}
-		for n := h.base; n < r.off; n++ {
-			if recs, err = skipRecord(recs); err != nil {
-				r.pos = pos
-				return r.corrupt(pos, err)
-			}
+		if recs, err = skipRecords(recs, r.off-h.base); err != nil {
+			r.pos = pos
+			return r.corrupt(pos, err)
 		}
 		r.batch, r.batchPos, r.batchTS = recs, pos, h.firstTS
 		r.batchNext, r.batchEnd = r.off, h.next()
