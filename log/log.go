@@ -202,7 +202,7 @@ type Log struct {
 	taken   []*encoder // commit scratch
 	wbuf    []byte     // batches gathered for one write call
 	staged  []staged
-	acks    []ack      // written, waiting for the fsync that covers them
+	acks    []ack // written, waiting for the fsync that covers them
 
 	notifyMu sync.Mutex
 	notify   chan struct{}
