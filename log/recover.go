@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -275,12 +276,20 @@ func (l *Log) openActive(base int64) (*segment, error) {
 	return s, nil
 }
 
-// lastNonZero returns the index of the last non-zero byte of b, or -1.
+// lastNonZero returns the index of the last non-zero byte of b, or -1. It
+// compares page-sized chunks against zeros first: the usual answer is -1.
 func lastNonZero(b []byte) int {
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] != 0 {
-			return i
+	var zero [4096]byte
+	for end := len(b); end > 0; {
+		start := max(0, end-len(zero))
+		if !bytes.Equal(b[start:end], zero[:end-start]) {
+			for i := end - 1; i >= start; i-- {
+				if b[i] != 0 {
+					return i
+				}
+			}
 		}
+		end = start
 	}
 	return -1
 }
