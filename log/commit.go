@@ -14,8 +14,8 @@ const maxQueuedBatches = 64
 // the write: done, if not nil, is called once, with the offset, when the
 // record is acknowledged under the sync policy (or with the error that
 // prevented it). done runs on the log's commit goroutine, in offset order;
-// it must not block and must not call WaitDurable or Close. Use WaitDurable
-// to block instead.
+// it must return quickly and must not call WaitDurable, Sync, Retain,
+// Truncate or Close (Append is fine). Use WaitDurable to block instead.
 //
 // Append copies rec; the caller may reuse it when Append returns. It fails
 // with ErrEmptySubject, ErrRecordTooLarge or ErrClosed without storing

@@ -96,7 +96,7 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+			t.Fatalf("start child %v: %v (under an emulator without binfmt_misc, set LEDGE_TEST_EMULATOR, e.g. to qemu-arm-static)", args, err)
 		}
 		// Kill after a random number of acknowledgements: a random moment
 		// in the child's life without depending on timing.

@@ -3,6 +3,7 @@ package log
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestAppendReadRoundTrip(t *testing.T) {
@@ -95,5 +96,22 @@ func TestOutOfOrderTimestampsRoundTrip(t *testing.T) {
 		if err := r.Next(&rec); err != nil || rec.Time != ts {
 			t.Fatalf("record %d: time %d, want %d (%v)", i, rec.Time, ts, err)
 		}
+	}
+}
+
+func TestFirstLastOffsets(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, testOptions())
+	if l.FirstOffset() != 0 || l.NextOffset() != 0 || l.LastOffset() != -1 {
+		t.Fatalf("empty log: first %d next %d last %d", l.FirstOffset(), l.NextOffset(), l.LastOffset())
+	}
+	appendN(t, l, 0, 2000, 100, 20)
+	l.SetFloor(1000)
+	if _, err := l.Retain(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	first := l.FirstOffset()
+	if first == 0 || first > 1000 || l.LastOffset() != 1999 || l.DurableOffset() != 2000 {
+		t.Fatalf("first %d last %d durable %d", first, l.LastOffset(), l.DurableOffset())
 	}
 }
