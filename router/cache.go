@@ -20,8 +20,8 @@ import (
 // Invalidation rule: inserting or removing a subscription with pattern P
 // drops exactly the cached subjects that P matches (for a literal P, the
 // one entry for the subject P), because only their results can change.
-// The drop happens under the router's write lock, before Insert or Remove
-// returns.
+// The drop happens before Insert or Remove returns, just after the
+// router's write lock is released.
 //
 // A fill races with writers: a reader may compute a result, a writer
 // change the trie and sweep the cache, and the reader only then store its
@@ -119,9 +119,8 @@ func (c *cache[S]) drop(i uint64, e *entry[S]) {
 
 // invalidate drops the cached subjects whose results a change to the
 // pattern toks (the normalised tokens of pattern) can alter. The caller
-// holds the router's write lock.
+// has bumped gen under the router's write lock, and has released it.
 func (c *cache[S]) invalidate(toks []string, literal bool, pattern string) {
-	c.gen.Add(1)
 	if c.used.Load() == 0 {
 		return
 	}

@@ -124,19 +124,33 @@ func (r *Router[S]) Insert(sub Subscription[S]) (bool, error) {
 		return false, fmt.Errorf("subscribe %q: %w", sub.Pattern, err)
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	n := r.start(sub.SkipDollar, toks)
 	for _, t := range toks {
 		n = n.childOrNew(t, r.seed)
 	}
 	if !n.add(sub.Queue, sub.Handle) {
+		r.changed(0, nil, false, "")
 		return false, nil
 	}
-	r.count.Add(1)
-	if r.cache != nil {
-		r.cache.invalidate(toks, literal, sub.Pattern)
-	}
+	r.changed(1, toks, literal, sub.Pattern)
 	return true, nil
+}
+
+// changed finishes a write that changed the count of subscriptions by
+// delta (0 when nothing changed): it counts the change, releases the write lock,
+// and sweeps the cache. The sweep runs after the lock is released, so that
+// matches that miss the cache wait for the trie change only (a sweep of a
+// full cache takes microseconds); the generation bump under the lock keeps
+// results computed before the change out of the cache (see cache).
+func (r *Router[S]) changed(delta int64, toks []string, literal bool, pattern string) {
+	r.count.Add(delta)
+	if delta == 0 || r.cache == nil {
+		r.mu.Unlock()
+		return
+	}
+	r.cache.gen.Add(1)
+	r.mu.Unlock()
+	r.cache.invalidate(toks, literal, pattern)
 }
 
 // Remove deletes sub and reports whether it was present; removing an absent
@@ -149,9 +163,18 @@ func (r *Router[S]) Remove(sub Subscription[S]) bool {
 	if err != nil {
 		return false
 	}
-	var pathBuf [maxPatternStack + 1]*node[S]
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	if !r.remove(sub, toks) {
+		r.changed(0, nil, false, "")
+		return false
+	}
+	r.changed(-1, toks, literal, sub.Pattern)
+	return true
+}
+
+// remove is Remove under the write lock.
+func (r *Router[S]) remove(sub Subscription[S], toks []string) bool {
+	var pathBuf [maxPatternStack + 1]*node[S]
 	n := r.start(sub.SkipDollar, toks)
 	path := append(pathBuf[:0], n)
 	for _, t := range toks {
@@ -163,13 +186,9 @@ func (r *Router[S]) Remove(sub Subscription[S]) bool {
 	if !n.remove(sub.Queue, sub.Handle) {
 		return false
 	}
-	r.count.Add(-1)
 	// Free the branch bottom up; the two roots stay.
 	for i := len(path) - 1; i > 0 && path[i].empty(); i-- {
 		path[i-1].drop(path[i], r.seed)
-	}
-	if r.cache != nil {
-		r.cache.invalidate(toks, literal, sub.Pattern)
 	}
 	return true
 }
