@@ -171,6 +171,19 @@ func decodeRecord(b []byte, rec *Record, baseTS int64) ([]byte, error) {
 	}
 	body := b[n : n+int(bodyLen)]
 	rest := b[n+int(bodyLen):]
+	// Fast path for the common shape: one-byte time delta and subject
+	// length, no headers. It is the read loop's whole cost for small
+	// records.
+	if len(body) >= 3 && body[0] < 0x80 && body[1] < 0x80 {
+		ux, sl := uint64(body[0]), int(body[1])
+		if 2+sl < len(body) && body[2+sl] == 0 {
+			rec.Time = baseTS + (int64(ux>>1) ^ -int64(ux&1))
+			rec.Subject = body[2 : 2+sl]
+			rec.Headers = rec.Headers[:0]
+			rec.Payload = body[3+sl:]
+			return rest, nil
+		}
+	}
 	ux, n := uvarint(body)
 	if n <= 0 {
 		return nil, fmt.Errorf("%w: bad record timestamp", ErrCorrupt)

@@ -232,9 +232,11 @@ func BenchmarkRecover(b *testing.B) {
 
 // BenchmarkDiskWrite is the physical limit for appends: plain files in
 // the same directory as the log benchmarks (b.TempDir), written with 1 MiB
-// writes, a new file every 32 MiB like segments. "cached" stops at the
-// page cache, like the log under SyncNever; "synced" ends with an
-// fdatasync, the disk's own bandwidth, to compare with SyncAlways.
+// writes, a new file every 32 MiB like segments, 1 GiB per op so that the
+// volume written, and so the kernel's dirty-page throttling, is of the
+// same order as in BenchmarkAppend. "cached" stops at the page cache, like
+// the log under SyncNever; "synced" fdatasyncs each file, the disk's own
+// bandwidth.
 func BenchmarkDiskWrite(b *testing.B) {
 	for _, sync := range []bool{false, true} {
 		name := "cached"
@@ -242,39 +244,31 @@ func BenchmarkDiskWrite(b *testing.B) {
 			name = "synced"
 		}
 		b.Run(name, func(b *testing.B) {
-			dir := b.TempDir()
 			buf := make([]byte, 1<<20)
 			for i := range buf {
 				buf[i] = byte(i)
 			}
-			b.SetBytes(int64(len(buf)))
-			b.ResetTimer()
-			var f *os.File
+			b.SetBytes(1 << 30)
 			for i := 0; i < b.N; i++ {
-				if i%32 == 0 {
-					if f != nil {
-						if sync {
-							if err := fdatasync(f); err != nil {
-								b.Fatal(err)
-							}
-						}
-						f.Close()
-					}
-					var err error
-					if f, err = os.Create(filepath.Join(dir, fmt.Sprintf("plain-%d", i))); err != nil {
+				dir := b.TempDir()
+				for file := 0; file < 32; file++ {
+					f, err := os.Create(filepath.Join(dir, fmt.Sprintf("plain-%d", file)))
+					if err != nil {
 						b.Fatal(err)
 					}
-				}
-				if _, err := f.Write(buf); err != nil {
-					b.Fatal(err)
+					for w := 0; w < 32; w++ {
+						if _, err := f.Write(buf); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if sync {
+						if err := fdatasync(f); err != nil {
+							b.Fatal(err)
+						}
+					}
+					f.Close()
 				}
 			}
-			if sync {
-				if err := fdatasync(f); err != nil {
-					b.Fatal(err)
-				}
-			}
-			f.Close()
 		})
 	}
 }
