@@ -230,6 +230,9 @@ func FuzzMQTTTopic(f *testing.F) {
 		if plain && sa != strings.ReplaceAll(a, "/", ".") {
 			t.Fatalf("plain topic %q escaped to %q", a, sa)
 		}
+		if buf, err := AppendSubjectFromMQTTTopic([]byte("x"), a); err != nil || string(buf) != "x"+sa {
+			t.Fatalf("AppendSubjectFromMQTTTopic(%q) = %q, %v; want x%q", a, buf, err, sa)
+		}
 		back, err := MQTTTopicFromSubject(sa)
 		if err != nil || back != a {
 			t.Fatalf("round trip %q -> %q -> %q, %v", a, sa, back, err)

@@ -10,6 +10,12 @@ import (
 // included (MQTT 3.1.1 section 1.5.3, 5.0 section 1.5.4).
 const maxMQTTString = 65535
 
+// validMQTTString is checkMQTTString without the error, so that s does
+// not escape.
+func validMQTTString(s string) bool {
+	return s != "" && len(s) <= maxMQTTString && utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
 // checkMQTTString applies the rules MQTT sets for every topic name and
 // filter: at least one character (MQTT-4.7.3-1), well-formed UTF-8
 // (MQTT-1.5.3-1), no U+0000 (MQTT-4.7.3-2), at most 65535 bytes.
@@ -51,17 +57,32 @@ func SubjectFromMQTTTopic(topic string) (string, error) {
 	if plain {
 		return strings.ReplaceAll(topic, "/", "."), nil
 	}
-	buf := make([]byte, 0, len(topic)+8)
+	return string(appendTopicSubject(make([]byte, 0, len(topic)+8), topic)), nil
+}
+
+// AppendSubjectFromMQTTTopic appends the subject of an MQTT topic name to
+// dst, as SubjectFromMQTTTopic, without allocating when dst has room: the
+// MQTT gateway's publish path, with MatchBytes.
+func AppendSubjectFromMQTTTopic(dst []byte, topic string) ([]byte, error) {
+	// Errors quote a copy of topic so that topic does not escape: a caller
+	// may pass a string converted from bytes without allocating.
+	if !validMQTTString(topic) || strings.ContainsAny(topic, "+#") {
+		_, err := SubjectFromMQTTTopic(strings.Clone(topic))
+		return dst, err
+	}
+	return appendTopicSubject(dst, topic), nil
+}
+
+func appendTopicSubject(dst []byte, topic string) []byte {
 	for rest := topic; ; {
 		level, tail, more := strings.Cut(rest, "/")
-		buf = appendToken(buf, level)
+		dst = appendToken(dst, level)
 		if !more {
-			break
+			return dst
 		}
-		buf = append(buf, '.')
+		dst = append(dst, '.')
 		rest = tail
 	}
-	return string(buf), nil
 }
 
 // PatternFromMQTTFilter returns the pattern of an MQTT topic filter: '+' is
@@ -106,10 +127,23 @@ func PatternFromMQTTFilter(filter string) (string, error) {
 // '/', '+', '#' or U+0000 (a NATS subject "a/b.c", an AMQP key "a#b"), or
 // that is not UTF-8. A gateway skips such messages for MQTT subscribers.
 func MQTTTopicFromSubject(subject string) (string, error) {
-	if subject == "" {
-		return "", fmt.Errorf("%w: the empty subject has no MQTT topic", ErrNotRepresentable)
+	buf, err := AppendMQTTTopicFromSubject(make([]byte, 0, len(subject)), subject)
+	if err != nil {
+		return "", err
 	}
-	buf := make([]byte, 0, len(subject))
+	return string(buf), nil
+}
+
+// AppendMQTTTopicFromSubject appends the MQTT topic name of a subject to
+// dst, as MQTTTopicFromSubject, without allocating when dst has room: the
+// MQTT gateway's delivery path. On error dst is returned as it was.
+func AppendMQTTTopicFromSubject(dst []byte, subject string) ([]byte, error) {
+	if subject == "" {
+		return dst, fmt.Errorf("%w: the empty subject has no MQTT topic", ErrNotRepresentable)
+	}
+	// Errors quote a copy of subject so that subject does not escape.
+	start := len(dst)
+	buf := dst
 	for rest := subject; ; {
 		tok, tail, more := strings.Cut(rest, ".")
 		buf = appendLevel(buf, tok)
@@ -119,13 +153,27 @@ func MQTTTopicFromSubject(subject string) (string, error) {
 		buf = append(buf, '/')
 		rest = tail
 	}
-	if len(buf) == 0 {
-		return "", fmt.Errorf("%w: subject %q is one empty level, and an MQTT topic is not empty", ErrNotRepresentable, subject)
+	if len(buf) == start {
+		return dst, fmt.Errorf("%w: subject %q is one empty level, and an MQTT topic is not empty", ErrNotRepresentable, strings.Clone(subject))
 	}
-	if err := mqttRepresentable(subject, buf); err != nil {
-		return "", err
+	if !mqttLevelsOK(subject, buf[start:]) {
+		return dst, mqttRepresentable(strings.Clone(subject), buf[start:])
 	}
-	return string(buf), nil
+	return buf, nil
+}
+
+// mqttLevelsOK is mqttRepresentable without the error, so that subject
+// does not escape.
+func mqttLevelsOK(subject string, buf []byte) bool {
+	if strings.Count(subject, ".") != countByte(buf, '/') {
+		return false
+	}
+	for _, c := range buf {
+		if c == '+' || c == '#' || c == 0 {
+			return false
+		}
+	}
+	return utf8.Valid(buf)
 }
 
 // mqttRepresentable checks that the levels decoded from subject into buf

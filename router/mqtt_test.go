@@ -154,3 +154,37 @@ func TestMQTTSpecFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestMQTTPublishPathDoesNotAllocate is the MQTT gateway's hot path: topic
+// to subject into a reused buffer, match, and subject back to topic for
+// delivery.
+func TestMQTTPublishPathDoesNotAllocate(t *testing.T) {
+	r := New[int](Options{CacheSize: -1})
+	p, err := PatternFromMQTTFilter("site/+/device/#")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Insert(Subscription[int]{Pattern: p, SkipDollar: true, Handle: 1})
+	var res Result[int]
+	subject := make([]byte, 0, 64)
+	topic := make([]byte, 0, 64)
+	allocs := testing.AllocsPerRun(1000, func() {
+		var err error
+		subject, err = AppendSubjectFromMQTTTopic(subject[:0], "site/42/device/7319/temp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.MatchBytes(subject, &res); err != nil || len(res.Subs) != 1 {
+			t.Fatalf("MatchBytes: %v, %v", res.Subs, err)
+		}
+		if topic, err = AppendMQTTTopicFromSubject(topic[:0], string(subject)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("publish path allocates %.1f times", allocs)
+	}
+	if string(topic) != "site/42/device/7319/temp" || string(subject) != "site.42.device.7319.temp" {
+		t.Fatalf("got subject %q, topic %q", subject, topic)
+	}
+}

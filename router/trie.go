@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Subscription is one entry of the router: a pattern, an optional queue
@@ -471,6 +472,14 @@ func (r *Router[S]) Match(subject string, res *Result[S]) error {
 		c.put(subject, res, gen)
 	}
 	return nil
+}
+
+// MatchBytes is Match for a subject held in a byte slice, such as a slice
+// of a connection's read buffer, without converting it to a string (which
+// would allocate). subject is not retained: the cache keeps a copy, and
+// the caller may reuse the bytes as soon as MatchBytes returns.
+func (r *Router[S]) MatchBytes(subject []byte, res *Result[S]) error {
+	return r.Match(unsafe.String(unsafe.SliceData(subject), len(subject)), res)
 }
 
 // match walks the trie as a set of active nodes, one step per subject
