@@ -165,3 +165,44 @@ func hasTokenPrefix(subject, prefix string) bool {
 
 // len returns the number of cached subjects.
 func (c *cache[S]) len() int { return int(c.used.Load()) }
+
+// matchPattern reports whether the normalised pattern tokens match subject,
+// ignoring SkipDollar. It is the cache's invalidation test: a plain
+// wildcard match in the manner of glob matching, where '#' is the only
+// token that can absorb a variable number of tokens, so remembering the
+// last '#' is enough to backtrack. subject must be valid.
+func matchPattern(pat []string, subject string) bool {
+	p, s := 0, subject
+	backP, backS := -1, ""
+	for s != "" {
+		tok, rest, _ := strings.Cut(s, ".")
+		if p < len(pat) {
+			switch pat[p] {
+			case AnyTokens:
+				backP, backS = p+1, s
+				p++
+				continue
+			case Tail:
+				return true
+			case AnyToken:
+				p, s = p+1, rest
+				continue
+			default:
+				if pat[p] == tok {
+					p, s = p+1, rest
+					continue
+				}
+			}
+		}
+		if backP < 0 {
+			return false
+		}
+		// Let the last '#' absorb one more token and retry from there.
+		_, backS, _ = strings.Cut(backS, ".")
+		p, s = backP, backS
+	}
+	for p < len(pat) && pat[p] == AnyTokens {
+		p++
+	}
+	return p == len(pat)
+}

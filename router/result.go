@@ -6,7 +6,9 @@ import "sync/atomic"
 // groups whose patterns match a subject. The caller owns a Result and
 // reuses it from one Match to the next, which is what makes a match free of
 // allocation; a Result must not be used by two goroutines at once. The zero
-// value is ready to use.
+// value is ready to use. Between matches a Result may still refer to
+// handles of earlier results, in the spare capacity of its slices; drop it
+// to let them go.
 type Result[S comparable] struct {
 	// Subs are the handles of the plain (non-queue) subscriptions, each
 	// once, each of which receives the message.

@@ -36,7 +36,7 @@ type Options struct {
 }
 
 // DefaultCacheSize is the number of cached subjects when Options.CacheSize
-// is zero. A full cache of one-subscriber results costs about 150 KiB.
+// is zero. A full cache of one-subscriber results costs about 120 KiB.
 const DefaultCacheSize = 1024
 
 // Router is the subject trie that decides which subscriptions receive a
