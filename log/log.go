@@ -43,6 +43,7 @@ type CorruptError struct {
 	Err  error
 }
 
+// Error names the stream, segment, offset and byte position of the damage.
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("log: stream %q segment %d: offset %d (byte %d): %v; readable again from offset %d",
 		e.Stream, e.Segment, e.Offset, e.Position, e.Err, e.Next)

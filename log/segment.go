@@ -40,8 +40,6 @@ type segment struct {
 	removed bool   // deleted or log closed: unmap at the last release
 }
 
-func (s *segment) String() string { return fmt.Sprintf("segment %d", s.base) }
-
 // acquire pins the segment's mapping for a reader, mapping it if needed.
 // The second result reports whether a new mapping was made, so the caller
 // can enforce the log's mapped-bytes cap.
