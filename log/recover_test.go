@@ -2,10 +2,12 @@ package log
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -146,7 +148,7 @@ func TestCorruptTailIsTruncated(t *testing.T) {
 			l.Close()
 			t.Fatalf("trial %d (cut=%v at %d): next %d, want %d; %v", trial, cut, at, l.NextOffset(), want, rep)
 		}
-		if !cut && (!rep.Truncated || rep.TruncatedSegment != base) {
+		if !cut && (!rep.Truncated || rep.TruncatedSegment != base || !strings.Contains(rep.String(), "truncated segment")) {
 			t.Fatalf("trial %d: flip not reported: %v", trial, rep)
 		}
 		checkRange(t, l, 0, want, 100)
@@ -232,6 +234,9 @@ func TestCorruptSealedSegmentIsReported(t *testing.T) {
 			if ce.Stream != "telemetry" || ce.Segment != base || ce.Offset != offs[bad] || ce.Position != pos[bad] {
 				t.Fatalf("error names %q segment %d offset %d byte %d; want segment %d offset %d byte %d",
 					ce.Stream, ce.Segment, ce.Offset, ce.Position, base, offs[bad], pos[bad])
+			}
+			if msg := err.Error(); !strings.Contains(msg, `"telemetry"`) || !strings.Contains(msg, fmt.Sprintf("segment %d", base)) {
+				t.Fatalf("error text %q does not name the stream and segment", msg)
 			}
 			if ce.Next <= offs[bad] || ce.Next > victim.next.Load() {
 				t.Fatalf("resume offset %d out of the damaged segment", ce.Next)
