@@ -118,7 +118,7 @@ func newEvents() *events {
 func (e *events) open(c *Conn)             { e.opened <- c }
 func (e *events) close(c *Conn, err error) { e.closed <- closeEvent{c, err} }
 
-func (e *events) waitOpen(t *testing.T) *Conn {
+func (e *events) waitOpen(t testing.TB) *Conn {
 	t.Helper()
 	select {
 	case c := <-e.opened:
@@ -129,7 +129,7 @@ func (e *events) waitOpen(t *testing.T) *Conn {
 	return nil
 }
 
-func (e *events) waitClose(t *testing.T) closeEvent {
+func (e *events) waitClose(t testing.TB) closeEvent {
 	t.Helper()
 	select {
 	case ev := <-e.closed:

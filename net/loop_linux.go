@@ -527,8 +527,11 @@ func (l *loop) process(c *Conn, writable bool) {
 }
 
 // flushLocked writes the queue with writev, IOV_MAX buffers at a time, until
-// it is empty or the socket is full. It runs with c.mu held so that other
-// goroutines may append to the queue concurrently with no copying.
+// it is empty or the socket is full. It is called with c.mu held and drops
+// it around the system call, so that a publisher on another loop is not held
+// up while the kernel copies: writers only append (new pieces, or bytes past
+// the end of the last pooled buffer, which no iovec covers), and only this
+// loop removes pieces, so the iovecs stay valid without the lock.
 func (l *loop) flushLocked(c *Conn) {
 	q := &c.out
 	for {
@@ -553,8 +556,10 @@ func (l *loop) flushLocked(c *Conn) {
 			l.rel = q.advance(0, l.rel)
 			return
 		}
+		c.mu.Unlock()
 		n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		clear(iov) // do not keep sent buffers reachable from the loop
+		c.mu.Lock()
 		switch errno {
 		case 0:
 		case unix.EAGAIN:

@@ -28,21 +28,28 @@ type outQueue struct {
 
 func (q *outQueue) empty() bool { return q.bytes == 0 && q.head == len(q.pieces) }
 
-// appendCopy queues a copy of p, coalescing it into the last pooled buffer
-// when it fits.
+// appendCopy queues a copy of p in pooled buffers of at most chunkSize
+// bytes, filling the last one first. Large writes are split rather than
+// copied into one large buffer: bytebufferpool drops buffers far above the
+// usual size, so uniform chunks are what keeps the pool reusing memory.
 func (q *outQueue) appendCopy(p []byte) {
 	q.bytes += len(p)
 	if n := len(q.pieces); n > q.head {
 		last := &q.pieces[n-1]
-		if last.buf != nil && len(last.buf.B)+len(p) <= chunkSize {
-			last.buf.B = append(last.buf.B, p...)
+		if last.buf != nil && len(last.buf.B) < chunkSize {
+			k := min(chunkSize-len(last.buf.B), len(p))
+			last.buf.B = append(last.buf.B, p[:k]...)
 			last.b = last.buf.B
-			return
+			p = p[k:]
 		}
 	}
-	bb := bytebufferpool.Get()
-	bb.B = append(bb.B[:0], p...)
-	q.pieces = append(q.pieces, piece{b: bb.B, buf: bb})
+	for len(p) > 0 {
+		k := min(chunkSize, len(p))
+		bb := bytebufferpool.Get()
+		bb.B = append(bb.B[:0], p[:k]...)
+		q.pieces = append(q.pieces, piece{b: bb.B, buf: bb})
+		p = p[k:]
+	}
 }
 
 // appendRef queues p by reference; release runs once p has been written or
