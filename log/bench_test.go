@@ -32,16 +32,26 @@ func benchRecords(n, payload int) []Record {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	for _, policy := range []SyncPolicy{SyncNever, SyncInterval, SyncAlways} {
+	for _, tc := range []struct {
+		policy SyncPolicy
+		// window is how many batches a producer keeps unconfirmed; 0 means
+		// it never waits until the end.
+		window int
+	}{{SyncNever, 0}, {SyncInterval, 0}, {SyncAlways, 1}, {SyncAlways, 8}} {
+		name := tc.policy.String()
+		if tc.window > 1 {
+			name = fmt.Sprintf("%s-window%d", name, tc.window)
+		}
 		for _, size := range []int{100, 1024} {
-			b.Run(fmt.Sprintf("%s/%dB", policy, size), func(b *testing.B) {
-				l, err := Open(b.TempDir(), Options{Sync: policy})
+			b.Run(fmt.Sprintf("%s/%dB", name, size), func(b *testing.B) {
+				l, err := Open(b.TempDir(), Options{Sync: tc.policy})
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer l.Close()
 				per := 256 << 10 / (size + 24)
 				recs := benchRecords(per, size)
+				inflight := make([]int64, 0, 16)
 				b.ReportAllocs()
 				b.SetBytes(int64(size))
 				b.ResetTimer()
@@ -54,12 +64,17 @@ func BenchmarkAppend(b *testing.B) {
 						b.Fatal(err)
 					}
 					last = first + int64(k) - 1
-					if policy == SyncAlways {
-						// A producer that waits for each confirm: the
-						// pipeline holds one batch.
-						if err := l.WaitDurable(last); err != nil {
+					if tc.window == 0 {
+						continue
+					}
+					// A producer that waits for confirms, keeping at most
+					// window batches unconfirmed.
+					inflight = append(inflight, last)
+					if len(inflight) == tc.window {
+						if err := l.WaitDurable(inflight[0]); err != nil {
 							b.Fatal(err)
 						}
+						inflight = append(inflight[:0], inflight[1:]...)
 					}
 				}
 				if err := l.WaitDurable(last); err != nil {
