@@ -154,7 +154,7 @@ func BenchmarkCrossLoopFanout(b *testing.B) {
 			ncs = append(ncs, nc)
 			ev.waitOpen(b)
 		}
-		// The publisher keeps at most two rounds in flight per subscriber:
+		// The publisher keeps at most eight rounds in flight per subscriber:
 		// without that flow control a firehose publisher fills the
 		// subscribers' queues and gets them cut off as slow consumers,
 		// which is the broker's rule, not what is measured here.

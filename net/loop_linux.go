@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	stdnet "net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,9 @@ const (
 	// acceptPause is how long accepting stops when the process is out of
 	// file descriptors, instead of spinning on a listener that stays ready.
 	acceptPause = 100 * time.Millisecond
+	// pollSpins is how many non-blocking polls a busy loop makes before it
+	// blocks in epoll_wait.
+	pollSpins = 3
 )
 
 func epollSupported(network string) bool {
@@ -71,6 +75,7 @@ type loop struct {
 	wakeBuf  [8]byte
 	shutting bool
 	forced   bool
+	busy     bool // the last wait returned events
 
 	// notified is true while the loop is awake or a wakeup is pending; see
 	// wake.
@@ -234,7 +239,7 @@ func (l *loop) run() {
 		if l.hasWork() {
 			timeout = 0
 		}
-		n, err := unix.EpollWait(l.epfd, l.events, timeout)
+		n, err := l.wait(timeout)
 		l.notified.Store(true)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			l.fail(fmt.Errorf("epoll_wait: %w", err))
@@ -249,6 +254,29 @@ func (l *loop) run() {
 			return
 		}
 	}
+}
+
+// wait returns ready events. A loop that just had work first polls without
+// blocking, yielding to other goroutines in between: a goroutine blocked in
+// epoll_wait loses its P, and getting one back when it wakes costs more than
+// the request it wakes for when traffic is steady.
+func (l *loop) wait(timeout int) (int, error) {
+	if timeout != 0 && l.busy {
+		for i := 0; i < pollSpins; i++ {
+			r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
+				uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+			if errno != 0 {
+				break
+			}
+			if r > 0 {
+				return int(r), nil
+			}
+			runtime.Gosched()
+		}
+	}
+	n, err := unix.EpollWait(l.epfd, l.events, timeout)
+	l.busy = n > 0
+	return n, err
 }
 
 // exit closes the loop once nothing more can arrive.
