@@ -20,6 +20,11 @@ func (g *Group[S]) Pick(full func(S) bool) (S, bool) {
 	for i := uint32(0); i < n; i++ {
 		m := g.Members[(start+i)%n]
 		if full == nil || !full(m) {
+			if i > 0 && g.cursor != nil {
+				// Move the turn past the members passed over, or the
+				// member after a full one would be picked twice running.
+				g.cursor.Add(i)
+			}
 			return m, true
 		}
 	}

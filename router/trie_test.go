@@ -367,6 +367,15 @@ func TestQueuePick(t *testing.T) {
 			t.Fatalf("Pick skipping full members = %q, %v", m, ok)
 		}
 	}
+	// With one member full, the others still take strict turns.
+	seq := ""
+	for range 6 {
+		m, _ := res.Groups[0].Pick(func(m string) bool { return m == "w1" })
+		seq += m
+	}
+	if seq != "w2w3w2w3w2w3" && seq != "w3w2w3w2w3w2" {
+		t.Fatalf("turns with w1 full: %s", seq)
+	}
 	if _, ok := res.Groups[0].Pick(func(string) bool { return true }); ok {
 		t.Fatal("Pick must fail when every member is full")
 	}
