@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -237,5 +238,115 @@ func TestMappedBytesCap(t *testing.T) {
 		}
 		r.Release()
 		check()
+	}
+}
+
+// TestTailReadersWithAppendsAndRetention runs writers, tailing readers and
+// floor retention together (meant for -race): readers see every offset
+// once, in order, with the content the writer stored.
+func TestTailReadersWithAppendsAndRetention(t *testing.T) {
+	opts := testOptions()
+	opts.SegmentBytes = 16 << 10
+	opts.BatchBytes, opts.MaxRecordBytes = 2<<10, 2<<10
+	l := openTest(t, t.TempDir(), opts)
+	const writers, per, readers = 4, 500, 2
+	total := int64(writers * per)
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				rec := Record{Subject: []byte("tail"), Payload: fmt.Appendf(nil, "%d/%d", w, i)}
+				if _, err := l.Append(&rec, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	var progress [readers]atomic.Int64
+	errs := make(chan error, readers)
+	for rd := 0; rd < readers; rd++ {
+		go func(rd int) {
+			r, err := l.NewReader(0)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer r.Close()
+			var rec Record
+			lastSeen := make(map[string]int)
+			for off := int64(0); off < total; {
+				err := r.Next(&rec)
+				if errors.Is(err, io.EOF) {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					err = r.Wait(ctx)
+					cancel()
+					if err != nil {
+						errs <- fmt.Errorf("reader %d at %d: %w", rd, off, err)
+						return
+					}
+					continue
+				}
+				if err != nil {
+					errs <- fmt.Errorf("reader %d at %d: %w", rd, off, err)
+					return
+				}
+				if rec.Offset != off {
+					errs <- fmt.Errorf("reader %d: offset %d, want %d", rd, rec.Offset, off)
+					return
+				}
+				var w, i int
+				if _, err := fmt.Sscanf(string(rec.Payload), "%d/%d", &w, &i); err != nil {
+					errs <- fmt.Errorf("reader %d: payload %q", rd, rec.Payload)
+					return
+				}
+				key := fmt.Sprint(w)
+				if prev, ok := lastSeen[key]; ok && i != prev+1 {
+					errs <- fmt.Errorf("reader %d: writer %d went from %d to %d", rd, w, prev, i)
+					return
+				}
+				lastSeen[key] = i
+				off++
+				if off%50 == 0 {
+					r.Release()
+					progress[rd].Store(off)
+				}
+			}
+			errs <- nil
+		}(rd)
+	}
+	// Retention follows the slowest reader, as a work queue's ack floor.
+	stop := make(chan struct{})
+	retained := make(chan error, 1)
+	go func() {
+		for done := false; !done; {
+			select {
+			case <-stop:
+				done = true // one last pass with the final floor
+			case <-l.Changed():
+			}
+			floor := min(progress[0].Load(), progress[1].Load())
+			l.SetFloor(floor)
+			if _, err := l.Retain(time.Now()); err != nil {
+				retained <- err
+				return
+			}
+		}
+		retained <- nil
+	}()
+	wg.Wait()
+	for rd := 0; rd < readers; rd++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-retained; err != nil {
+		t.Fatal(err)
+	}
+	if l.FirstOffset() == 0 {
+		t.Fatal("retention never followed the readers' floor")
 	}
 }
