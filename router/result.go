@@ -11,7 +11,7 @@ import "sync/atomic"
 // to let them go.
 type Result[S comparable] struct {
 	// Subs are the handles of the plain (non-queue) subscriptions, each
-	// once, each of which receives the message.
+	// once, in no particular order; each receives the message.
 	Subs []S
 	// Groups are the matched queue groups, each once by name, with its
 	// matching members; each group delivers the message to one member
