@@ -57,6 +57,8 @@ type Conn struct {
 	events   uint32 // epoll interest currently registered
 	queued   bool   // in the loop's pending list
 	lingered bool   // close timer armed
+
+	timers *Timer // scheduled timers, see Timer.prev
 }
 
 // ID returns a number unique among the server's connections, for logs and

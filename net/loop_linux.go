@@ -618,6 +618,16 @@ func (l *loop) finalize(c *Conn) {
 	l.rel = c.out.drop(l.rel)
 	c.mu.Unlock()
 
+	l.tmu.Lock()
+	for t := c.timers; t != nil; {
+		next := t.next
+		l.timers.remove(t)
+		t.prev, t.next = nil, nil
+		t = next
+	}
+	c.timers = nil
+	l.tmu.Unlock()
+
 	delete(l.conns, c.fd)
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)
@@ -631,12 +641,26 @@ func (l *loop) finalize(c *Conn) {
 func (l *loop) armTimer(t *Timer, d time.Duration) bool {
 	when := l.now() + int64(d)
 	l.tmu.Lock()
+	if c := t.c; c != nil {
+		// finalize marks the connection closed before it unschedules its
+		// timers under tmu, so a timer armed after that is refused here.
+		c.mu.Lock()
+		closed := c.state == stateClosed
+		c.mu.Unlock()
+		if closed {
+			l.tmu.Unlock()
+			return false
+		}
+	}
 	was := t.index >= 0
 	t.when = when
 	if was {
 		l.timers.fix(t)
 	} else {
 		l.timers.push(t)
+		if t.c != nil {
+			t.c.linkTimer(t)
+		}
 	}
 	first := t.index == 0
 	l.tmu.Unlock()
@@ -653,6 +677,9 @@ func (l *loop) stopTimer(t *Timer) bool {
 	was := t.index >= 0
 	if was {
 		l.timers.remove(t)
+		if t.c != nil {
+			t.c.unlinkTimer(t)
+		}
 	}
 	l.tmu.Unlock()
 	return was
@@ -684,6 +711,9 @@ func (l *loop) runTimers() {
 	for len(l.timers) > 0 && l.timers[0].when <= now {
 		t := l.timers[0]
 		l.timers.remove(t)
+		if t.c != nil {
+			t.c.unlinkTimer(t)
+		}
 		l.fired = append(l.fired, t)
 	}
 	l.tmu.Unlock()

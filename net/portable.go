@@ -248,6 +248,15 @@ func (p *pconn) finalize() {
 	c.state = stateClosed
 	reason := c.reason
 	rel := c.out.drop(nil)
+	// Unschedule the timers so their closures stop holding the connection.
+	for t := c.timers; t != nil; {
+		next := t.next
+		t.rt.Stop()
+		t.active = false
+		t.prev, t.next = nil, nil
+		t = next
+	}
+	c.timers = nil
 	c.mu.Unlock()
 	runReleases(rel)
 
@@ -358,7 +367,13 @@ func (p *pconn) armTimer(t *Timer, d time.Duration) bool {
 	c := p.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.state == stateClosed {
+		return false
+	}
 	was := t.active
+	if !was {
+		c.linkTimer(t)
+	}
 	t.active = true
 	t.deadline = time.Now().Add(d)
 	if t.rt == nil {
@@ -375,6 +390,9 @@ func (p *pconn) stopTimer(t *Timer) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	was := t.active
+	if was {
+		c.unlinkTimer(t)
+	}
 	t.active = false
 	if t.rt != nil {
 		t.rt.Stop()
@@ -392,6 +410,7 @@ func (p *pconn) fire(t *Timer) {
 	run := t.active && c.state == stateOpen && !time.Now().Before(t.deadline)
 	if run {
 		t.active = false
+		c.unlinkTimer(t)
 	}
 	c.mu.Unlock()
 	if run {

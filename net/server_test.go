@@ -598,3 +598,29 @@ func TestPeerCloseReportsNil(t *testing.T) {
 
 // binaryU32 keeps encoding/binary imported for frame helpers in this file.
 var _ = binary.BigEndian
+
+func TestCloseUnschedulesTimers(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tc transportCase) {
+		ev := newEvents()
+		h := &funcHandler{open: func(c *Conn) {
+			c.AfterFunc(time.Hour, func(*Conn) {})
+			c.AfterFunc(2*time.Hour, func(*Conn) {}).Stop()
+			c.AfterFunc(3*time.Hour, func(*Conn) {})
+			ev.open(c)
+		}, close: ev.close}
+		s := start(t, tc, h, nil)
+		nc := dial(t, s)
+		c := ev.waitOpen(t)
+		nc.Close()
+		ev.waitClose(t)
+		c.mu.Lock()
+		left := c.timers
+		c.mu.Unlock()
+		if left != nil {
+			t.Fatal("a closed connection still has scheduled timers")
+		}
+		if c.AfterFunc(time.Millisecond, func(*Conn) { t.Error("timer ran after close") }).Stop() {
+			t.Fatal("a timer was scheduled on a closed connection")
+		}
+	})
+}

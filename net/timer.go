@@ -13,6 +13,12 @@ type Timer struct {
 	fn       func(c *Conn)
 	internal bool // the transport's own close timer; runs while closing
 
+	// The connection's scheduled timers form a list, so that closing the
+	// connection unschedules them: otherwise a long keepalive would keep a
+	// closed connection and its session reachable until it fired. Guarded
+	// like the schedule (loop timer lock or connection mutex).
+	prev, next *Timer
+
 	// epoll: deadline on the loop's clock and position in its heap (-1 when
 	// not scheduled). Guarded by the loop's timer lock.
 	when  int64
@@ -42,6 +48,28 @@ func (t *Timer) Stop() bool { return t.c.drv.stopTimer(t) }
 // fired or been stopped, and reports whether it was scheduled. A keepalive
 // resets its timer on every frame.
 func (t *Timer) Reset(d time.Duration) bool { return t.c.drv.armTimer(t, d) }
+
+// linkTimer adds t to the connection's scheduled timers.
+func (c *Conn) linkTimer(t *Timer) {
+	t.prev, t.next = nil, c.timers
+	if c.timers != nil {
+		c.timers.prev = t
+	}
+	c.timers = t
+}
+
+// unlinkTimer removes t from the connection's scheduled timers.
+func (c *Conn) unlinkTimer(t *Timer) {
+	if t.prev != nil {
+		t.prev.next = t.next
+	} else if c.timers == t {
+		c.timers = t.next
+	}
+	if t.next != nil {
+		t.next.prev = t.prev
+	}
+	t.prev, t.next = nil, nil
+}
 
 // timerHeap is a min-heap of timers by deadline. It is hand-written rather
 // than container/heap so that pushes and pops do not box values.
