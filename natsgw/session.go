@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
 )
 
@@ -275,7 +276,10 @@ func (ss *Session) deliver(sub *subscription, op *Op) bool {
 	out = append(out, crlf...)
 	ss.out = out
 	if err := sub.session.conn.Write(out); err != nil {
-		ss.srv.stats.SlowConsumers.Add(1)
+		// A receiver that is closing is not slow; only a full queue is.
+		if errors.Is(err, lnet.ErrSlowConsumer) {
+			ss.srv.stats.SlowConsumers.Add(1)
+		}
 		return false
 	}
 	ss.srv.stats.OutMsgs.Add(1)

@@ -1,0 +1,75 @@
+package natsgw
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+)
+
+// sink is a connection that keeps what is written to it.
+type sink struct{ out []byte }
+
+func (s *sink) Write(b []byte) error { s.out = append(s.out, b...); return nil }
+
+func newTestServer() *Server {
+	return NewServer(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+func feedAll(t testing.TB, ss *Session, in string) {
+	t.Helper()
+	n, err := ss.Feed([]byte(in))
+	if err != nil || n != len(in) {
+		t.Fatalf("Feed(%q) = %d, %v", in, n, err)
+	}
+}
+
+// TestPublishDoesNotAllocate pins the gateway's hot path: parsing a PUB,
+// matching it, and writing a MSG to a plain subscriber and to one member of
+// a queue group allocate nothing once the session's buffers have grown.
+func TestPublishDoesNotAllocate(t *testing.T) {
+	srv := newTestServer()
+	var subConn, pubConn sink
+	sub := srv.Open(&subConn, "127.0.0.1")
+	feedAll(t, sub, "CONNECT {\"headers\":true}\r\nSUB site.*.temp 1\r\nSUB site.> workers 2\r\nSUB site.> workers 3\r\n")
+	pub := srv.Open(&pubConn, "127.0.0.1")
+	feedAll(t, pub, "CONNECT {\"headers\":true}\r\n")
+	msg := []byte("PUB site.42.temp 4\r\n21.5\r\nHPUB site.42.temp 12 16\r\nNATS/1.0\r\n\r\nbody\r\n")
+	allocs := testing.AllocsPerRun(500, func() {
+		subConn.out = subConn.out[:0]
+		if _, err := pub.Feed(msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("publishing allocates %.1f times per PUB/HPUB pair; the hot path must not allocate", allocs)
+	}
+	want := "MSG site.42.temp 1 4\r\n21.5\r\n"
+	if got := string(subConn.out); len(got) < len(want) || got[:len(want)] != want {
+		t.Errorf("subscriber got %q", got)
+	}
+}
+
+func BenchmarkPublishFanOut(b *testing.B) {
+	srv := newTestServer()
+	var pubConn sink
+	conns := make([]sink, 4)
+	for i := range conns {
+		ss := srv.Open(&conns[i], "127.0.0.1")
+		if _, err := ss.Feed([]byte("SUB site.*.temp 1\r\n")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pub := srv.Open(&pubConn, "127.0.0.1")
+	payload := make([]byte, 128)
+	msg := append(append([]byte("PUB site.42.temp 128\r\n"), payload...), "\r\n"...)
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range conns {
+			conns[i].out = conns[i].out[:0]
+		}
+		if _, err := pub.Feed(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
