@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"unsafe"
 
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
@@ -205,20 +204,18 @@ func (ss *Session) connect(raw []byte) error {
 }
 
 // publish routes one message to every matching subscription. The subject
-// is passed to the router as a string that shares the parser's buffer: the
-// router does not keep it (its cache stores a copy), so no allocation is
-// needed to look it up.
+// is looked up straight from the parser's buffer, which the router does
+// not keep.
 func (ss *Session) publish(op *Op) error {
 	srv := ss.srv
 	srv.stats.InMsgs.Add(1)
 	srv.stats.InBytes.Add(int64(len(op.Header) + len(op.Payload)))
-	subject := bytesToString(op.Subject)
 	if ss.pedantic {
-		if err := router.ValidateSubject(subject); err != nil {
+		if err := router.ValidateSubject(string(op.Subject)); err != nil {
 			return ErrInvalidSubj
 		}
 	}
-	if err := srv.router.Match(subject, &ss.res); err != nil {
+	if err := srv.router.MatchBytes(op.Subject, &ss.res); err != nil {
 		return ErrInvalidSubj
 	}
 	delivered := 0
@@ -291,7 +288,7 @@ func (ss *Session) deliver(sub *subscription, op *Op) bool {
 // its request, by a 503 status message on its own subscriptions to the
 // reply subject.
 func (ss *Session) sendNoResponders(reply []byte) {
-	if err := ss.srv.router.Match(bytesToString(reply), &ss.res); err != nil {
+	if err := ss.srv.router.MatchBytes(reply, &ss.res); err != nil {
 		return
 	}
 	for _, sub := range ss.res.Subs {
@@ -409,13 +406,4 @@ func (ss *Session) sendErr(text string) {
 // String describes the session for logs.
 func (ss *Session) String() string {
 	return fmt.Sprintf("nats client %d (%s, %s %s)", ss.id, ss.remote, ss.lang, ss.version)
-}
-
-// bytesToString views b as a string without copying. The string must not
-// outlive b's contents.
-func bytesToString(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
 }
