@@ -32,8 +32,16 @@ func TestConcurrentAppenders(t *testing.T) {
 						payload := fmt.Sprintf("w%d-%d", w, i)
 						rec := Record{Subject: []byte("load"), Payload: []byte(payload)}
 						off, err := l.Append(&rec, func(off int64, err error) {
+							// Acknowledged means covered by the policy's
+							// write or fsync, never ahead of it.
+							if err == nil && l.DurableOffset() <= off {
+								err = fmt.Errorf("offset %d acknowledged before durable offset %d", off, l.DurableOffset())
+							}
 							if err != nil {
-								errs <- err
+								select { // never block the commit goroutine
+								case errs <- err:
+								default:
+								}
 								return
 							}
 							mu.Lock()
