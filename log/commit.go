@@ -55,13 +55,10 @@ func (l *Log) AppendBatch(recs []Record, done func(last int64, err error)) (int6
 	if len(recs) == 0 {
 		return l.NextOffset(), nil
 	}
-	total := 0
 	for i := range recs {
-		n, err := l.check(&recs[i])
-		if err != nil {
+		if _, err := l.check(&recs[i]); err != nil {
 			return -1, fmt.Errorf("record %d: %w", i, err)
 		}
-		total += n
 	}
 	now := time.Now().UnixNano()
 	l.mu.Lock()
@@ -118,7 +115,15 @@ func (l *Log) Sync() error {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	l.commitLocked()
-	return l.syncLocked()
+	if err := l.syncLocked(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	return l.err
 }
 
 // check validates rec and returns a bound on its encoded size.
