@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	stdnet "net"
-	"runtime"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -27,9 +28,6 @@ const (
 	// acceptPause is how long accepting stops when the process is out of
 	// file descriptors, instead of spinning on a listener that stays ready.
 	acceptPause = 100 * time.Millisecond
-	// pollSpins is how many non-blocking polls a busy loop makes before it
-	// blocks in epoll_wait.
-	pollSpins = 3
 )
 
 func epollSupported(network string) bool {
@@ -57,8 +55,13 @@ type loop struct {
 	t    *epollTransport
 	srv  *Server
 	epfd int
-	efd  int
-	lfd  int // listening socket on loop 0, -1 elsewhere and after shutdown
+	// epf wraps epfd so that the loop waits in the Go netpoller (an epoll
+	// fd is readable while it has ready events) instead of in a blocking
+	// epoll_wait system call, which would hold one of the few Ps.
+	epf *os.File
+	rc  syscall.RawConn
+	efd int
+	lfd int // listening socket on loop 0, -1 elsewhere and after shutdown
 
 	// Loop-goroutine state.
 	conns    map[int]*Conn
@@ -75,7 +78,11 @@ type loop struct {
 	wakeBuf  [8]byte
 	shutting bool
 	forced   bool
-	busy     bool // the last wait returned events
+	dlSet    bool // a read deadline is set on epf
+	pollFn   func(uintptr) bool
+	polled   int
+	pollErr  error
+	dlWhen   int64 // the timer deadline it was set for
 
 	// notified is true while the loop is awake or a wakeup is pending; see
 	// wake.
@@ -162,15 +169,28 @@ func newLoop(t *epollTransport) (*loop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
+	// Non-blocking, so that os.NewFile registers it with the netpoller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("epoll nonblock: %w", err)
+	}
+	epf := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := epf.SyscallConn()
+	if err != nil {
+		epf.Close()
+		return nil, fmt.Errorf("epoll rawconn: %w", err)
+	}
 	efd, err := newEventFD()
 	if err != nil {
-		unix.Close(epfd)
+		epf.Close()
 		return nil, err
 	}
 	l := &loop{
 		t:       t,
 		srv:     t.srv,
 		epfd:    epfd,
+		epf:     epf,
+		rc:      rc,
 		efd:     efd,
 		lfd:     -1,
 		conns:   make(map[int]*Conn),
@@ -180,6 +200,7 @@ func newLoop(t *epollTransport) (*loop, error) {
 		epoch:   time.Now(),
 		wakeOne: wakeOne(),
 	}
+	l.pollFn = l.pollReady
 	l.notified.Store(true) // awake until the first epoll_wait
 	if err := l.ctl(unix.EPOLL_CTL_ADD, efd, unix.EPOLLIN); err != nil {
 		l.closeFDs()
@@ -221,7 +242,7 @@ func (l *loop) ctl(op, fd int, events uint32) error {
 }
 
 func (l *loop) closeFDs() {
-	unix.Close(l.epfd)
+	l.epf.Close()
 	unix.Close(l.efd)
 }
 
@@ -232,14 +253,10 @@ func (l *loop) now() int64 { return int64(time.Since(l.epoch)) }
 // connection written to during this iteration with one writev each.
 func (l *loop) run() {
 	for {
-		timeout := l.timeout()
 		// Clear notified before looking for work: a hand-off that lands
 		// after the look sees false and writes the eventfd.
 		l.notified.Store(false)
-		if l.hasWork() {
-			timeout = 0
-		}
-		n, err := l.wait(timeout)
+		n, err := l.wait(!l.hasWork())
 		l.notified.Store(true)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			l.fail(fmt.Errorf("epoll_wait: %w", err))
@@ -256,27 +273,61 @@ func (l *loop) run() {
 	}
 }
 
-// wait returns ready events. A loop that just had work first polls without
-// blocking, yielding to other goroutines in between: a goroutine blocked in
-// epoll_wait loses its P, and getting one back when it wakes costs more than
-// the request it wakes for when traffic is steady.
-func (l *loop) wait(timeout int) (int, error) {
-	if timeout != 0 && l.busy {
-		for i := 0; i < pollSpins; i++ {
-			r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
-				uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-			if errno != 0 {
-				break
-			}
-			if r > 0 {
-				return int(r), nil
-			}
-			runtime.Gosched()
+// wait returns ready events; with block, it waits for one, for a wakeup or
+// for the earliest timer. It parks in the netpoller rather than blocking in
+// epoll_wait: a goroutine in a blocking system call keeps its P until sysmon
+// takes it away, which on a two-core box starves every other goroutine, and
+// getting a P back on wakeup costs more than a small request.
+func (l *loop) wait(block bool) (int, error) {
+	n, errno := l.poll()
+	if n > 0 || !block {
+		return n, errno
+	}
+	when, ok := l.nextTimer()
+	switch {
+	case ok && when <= l.now():
+		return 0, nil
+	case !ok && l.dlSet:
+		l.dlSet = false
+		if err := l.epf.SetReadDeadline(time.Time{}); err != nil {
+			return 0, err
+		}
+	case ok && (!l.dlSet || l.dlWhen != when):
+		l.dlSet, l.dlWhen = true, when
+		if err := l.epf.SetReadDeadline(l.epoch.Add(time.Duration(when))); err != nil {
+			return 0, err
 		}
 	}
-	n, err := unix.EpollWait(l.epfd, l.events, timeout)
-	l.busy = n > 0
-	return n, err
+	err := l.rc.Read(l.pollFn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return l.polled, l.pollErr
+}
+
+// pollReady is the netpoller callback: it reports false, "would block",
+// until events are ready. Results go to loop fields because a closure over
+// locals would allocate on every wait.
+func (l *loop) pollReady(uintptr) bool {
+	l.polled, l.pollErr = l.poll()
+	return l.polled > 0 || l.pollErr != nil
+}
+
+// poll collects ready events without blocking. epoll_pwait with a nil
+// signal mask is epoll_wait, and exists on every Linux architecture.
+func (l *loop) poll() (int, error) {
+	r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
+		uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	switch errno {
+	case 0:
+		return int(r), nil
+	case unix.EINTR:
+		return 0, nil
+	}
+	return 0, errno
 }
 
 // exit closes the loop once nothing more can arrive.
@@ -685,24 +736,14 @@ func (l *loop) stopTimer(t *Timer) bool {
 	return was
 }
 
-// timeout returns the epoll_wait timeout in milliseconds for the earliest
-// timer, rounded up so a timer never fires early; -1 waits indefinitely.
-func (l *loop) timeout() int {
+// nextTimer returns the deadline of the earliest timer on the loop's clock.
+func (l *loop) nextTimer() (int64, bool) {
 	l.tmu.Lock()
+	defer l.tmu.Unlock()
 	if len(l.timers) == 0 {
-		l.tmu.Unlock()
-		return -1
+		return 0, false
 	}
-	d := l.timers[0].when - l.now()
-	l.tmu.Unlock()
-	if d <= 0 {
-		return 0
-	}
-	ms := (d + int64(time.Millisecond) - 1) / int64(time.Millisecond)
-	if ms > 1<<30 {
-		ms = 1 << 30
-	}
-	return int(ms)
+	return l.timers[0].when, true
 }
 
 func (l *loop) runTimers() {
