@@ -50,6 +50,29 @@
 // single wakeup. [Conn.SetContext] and [Conn.Context] are meant for the
 // callbacks; other goroutines that use them must synchronize themselves.
 //
+// OnOpen returns before any other callback of its connection starts, so a
+// timer armed in OnOpen may refer to variables OnOpen sets after arming it.
+//
+// # Transports
+//
+// The epoll transport runs Options.Loops loops. Loop 0 owns the listening
+// socket, accepts without blocking and deals connections round-robin to all
+// loops, which keeps them balanced. Each loop parks in the Go netpoller on its
+// epoll fd rather than in a blocking epoll_wait, so an idle loop holds no P
+// and other goroutines of the broker keep both cores; it then collects events
+// with a non-blocking epoll_pwait, does one read per ready connection into
+// the loop's buffer, runs due timers from a min-heap (whose earliest deadline
+// is the wait's deadline), and finally flushes every connection that was
+// written to, each with writev of up to IOV_MAX queued pieces. EPOLLOUT is
+// registered only while a partial write left bytes queued. Another goroutine
+// that writes to a connection puts it on its loop's pending list and writes
+// the loop's eventfd only if the loop is asleep and not already woken.
+//
+// The portable transport runs a reader goroutine per connection and a writer
+// goroutine only while the connection has bytes queued; it flushes with
+// net.Buffers (writev on TCP) and coalesces small pieces into record-sized
+// writes on TLS.
+//
 // # Ownership of byte slices
 //
 //   - The in slice given to OnData belongs to the transport and is valid only
