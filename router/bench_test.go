@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync"
@@ -276,6 +277,100 @@ func BenchmarkMatchNATSTree(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				r.Match(subject, &res)
 			}
+		})
+	}
+}
+
+// workingSet returns a router holding n literal subscriptions, one for each
+// device subject site.1.device.<i>.temp, and the wildcard
+// "site.*.device.*.temp", with the given cache size; and the n subjects as
+// a gateway holds them, in byte slices. It is the edge gateway's traffic:
+// thousands of devices, each publishing on its own subject.
+func workingSet(b *testing.B, n, cacheSize int) (*Router[int], [][]byte) {
+	b.Helper()
+	r := New[int](Options{CacheSize: cacheSize})
+	subjects := make([][]byte, n)
+	for i := range subjects {
+		subjects[i] = fmt.Appendf(nil, "site.1.device.%d.temp", i)
+		if _, err := r.Insert(Subscription[int]{Pattern: string(subjects[i]), Handle: i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := r.Insert(Subscription[int]{Pattern: "site.*.device.*.temp", Handle: -1}); err != nil {
+		b.Fatal(err)
+	}
+	return r, subjects
+}
+
+// benchWorkingSet matches the subjects in seq, in order and round robin,
+// and reports the cache's hit rate over one more pass of seq after the
+// timed loop (so that counting hits costs the timed loop nothing).
+func benchWorkingSet(b *testing.B, r *Router[int], seq [][]byte) {
+	var res Result[int]
+	for range 2 {
+		for _, s := range seq {
+			r.MatchBytes(s, &res) // warm the cache and res
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := r.MatchBytes(seq[i%len(seq)], &res); err != nil {
+			b.Fatal(err)
+		}
+		if len(res.Subs) != 2 {
+			b.Fatalf("%d subscriptions match, want 2", len(res.Subs))
+		}
+	}
+	b.StopTimer()
+	hits := 0
+	for _, s := range seq {
+		if r.cache != nil && r.cache.get(string(s)) != nil {
+			hits++
+		}
+		r.MatchBytes(s, &res)
+	}
+	b.ReportMetric(100*float64(hits)/float64(len(seq)), "hit%")
+}
+
+// cacheSettings are the two sides of every working-set benchmark: the
+// default cache, and none, measured in the same run so that the cache can
+// be held to never being slower than no cache.
+var cacheSettings = []struct {
+	name string
+	size int
+}{{"cache", 0}, {"nocache", -1}}
+
+// BenchmarkMatchWorkingSetLargerThanCache matches n distinct device
+// subjects round robin: 512 fit the default cache, 10,000 are ten times
+// larger than it, where every match misses and a cache that filled on
+// every miss would allocate and evict on every match.
+func BenchmarkMatchWorkingSetLargerThanCache(b *testing.B) {
+	for _, n := range []int{512, 10_000} {
+		for _, c := range cacheSettings {
+			b.Run(fmt.Sprintf("n=%d/%s", n, c.name), func(b *testing.B) {
+				r, subjects := workingSet(b, n, c.size)
+				benchWorkingSet(b, r, subjects)
+			})
+		}
+	}
+}
+
+// BenchmarkMatchWorkingSetSkewed matches 10,000 device subjects drawn
+// from a Zipf distribution (s = 1.1, fixed seed), where the 1,024 most
+// frequent subjects carry about 85% of the traffic: the cache should keep
+// those and leave the long tail to the trie.
+func BenchmarkMatchWorkingSetSkewed(b *testing.B) {
+	const n = 10_000
+	for _, c := range cacheSettings {
+		b.Run(fmt.Sprintf("n=%d/%s", n, c.name), func(b *testing.B) {
+			r, subjects := workingSet(b, n, c.size)
+			z := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, n-1)
+			seq := make([][]byte, 1<<16)
+			for i := range seq {
+				seq[i] = subjects[z.Uint64()]
+			}
+			benchWorkingSet(b, r, seq)
 		})
 	}
 }
