@@ -13,7 +13,10 @@ import (
 	"testing"
 )
 
-const crashDirEnv = "LEDGE_CRASH_DIR"
+const (
+	crashDirEnv = "LEDGE_CRASH_DIR"
+	crashCursor = "crash-consumer"
+)
 
 func crashOptions() Options {
 	o := testOptions()
@@ -31,7 +34,8 @@ func crashPayload(w, seq int) string {
 
 // TestCrashChild is the process the crash test kills. It appends from
 // several goroutines under SyncAlways and prints "offset payload" for each
-// acknowledged record.
+// acknowledged record, and commits a named cursor from another, printing
+// "cursor N" after each commit of N returns.
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
@@ -44,6 +48,18 @@ func TestCrashChild(t *testing.T) {
 	}
 	var out sync.Mutex
 	var wg sync.WaitGroup
+	go func() {
+		start, _ := l.Cursors().Get(crashCursor)
+		for n := start + 1; ; n++ {
+			if err := l.Cursors().Commit(crashCursor, n); err != nil {
+				fmt.Fprintln(os.Stderr, "commit cursor:", err)
+				os.Exit(2)
+			}
+			out.Lock()
+			fmt.Fprintf(os.Stdout, "cursor %d\n", n)
+			out.Unlock()
+		}
+	}()
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -83,6 +99,7 @@ func TestCrashRecovery(t *testing.T) {
 	dir := t.TempDir()
 	rng := rand.New(rand.NewSource(42))
 	acked := make(map[int64]string)
+	var cursorAcked int64 // the highest cursor commit that returned
 	for round := 0; round < rounds; round++ {
 		args := []string{os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1"}
 		if emu := os.Getenv("LEDGE_TEST_EMULATOR"); emu != "" {
@@ -107,6 +124,12 @@ func TestCrashRecovery(t *testing.T) {
 			off, payload, ok := strings.Cut(sc.Text(), " ")
 			if !ok {
 				continue // test framework chatter
+			}
+			if off == "cursor" {
+				if v, err := strconv.ParseInt(payload, 10, 64); err == nil && v > cursorAcked {
+					cursorAcked = v
+				}
+				continue
 			}
 			o, err := strconv.ParseInt(off, 10, 64)
 			if err != nil {
@@ -140,6 +163,11 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}
 		r.Close()
+		// The cursor only moves forward in the child, so what was
+		// recovered is at least the last commit that returned.
+		if got, _ := l.Cursors().Get(crashCursor); got < cursorAcked {
+			t.Fatalf("round %d: cursor recovered at %d, but the commit of %d had returned; %v", round, got, cursorAcked, l.Recovery())
+		}
 		next := l.NextOffset()
 		rec = Record{Subject: []byte("after"), Payload: []byte("crash")}
 		off, err := l.Append(&rec, nil)
@@ -154,5 +182,8 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		acked[off] = "crash"
 	}
-	t.Logf("%d rounds, %d acknowledged records checked", rounds, len(acked))
+	if cursorAcked == 0 {
+		t.Error("no cursor commit returned in any round, so the cursor half of the test checked nothing")
+	}
+	t.Logf("%d rounds, %d acknowledged records and cursor commits up to %d checked", rounds, len(acked), cursorAcked)
 }

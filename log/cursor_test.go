@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openCursorsT(t testing.TB, dir string) *CursorStore {
@@ -337,4 +338,43 @@ func BenchmarkCursorCommit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestLogCursorsBesideStream checks that a Log keeps its cursors in its own
+// folder: committed through one Log, found by the next, and usable as the
+// retention floor of a work queue.
+func TestLogCursorsBesideStream(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{SegmentBytes: 64 << 10})
+	cursorMust(t, err)
+	for i := 0; i < 2000; i++ {
+		rec := Record{Subject: []byte("jobs"), Payload: make([]byte, 100)}
+		_, err := l.Append(&rec, nil)
+		cursorMust(t, err)
+	}
+	cursorMust(t, l.Sync())
+	cursorMust(t, l.Cursors().Commit("worker-a", 1500))
+	cursorMust(t, l.Cursors().Commit("worker-b", 1200))
+	cursorMust(t, l.Close())
+	if err := l.Cursors().Commit("late", 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("cursor commit after the log closed: %v, want ErrClosed", err)
+	}
+
+	l, err = Open(dir, Options{SegmentBytes: 64 << 10})
+	cursorMust(t, err)
+	defer l.Close()
+	if got, ok := l.Cursors().Get("worker-b"); !ok || got != 1200 {
+		t.Fatalf("worker-b = %d, %v after reopen; want 1200", got, ok)
+	}
+	if rec := l.Recovery(); rec.Cursors.Entries != 2 || !strings.Contains(rec.String(), "cursor journal: 2 entries") {
+		t.Errorf("recovery report %q does not mention the cursor journal", rec.String())
+	}
+	floor, _ := l.Cursors().Min()
+	l.SetFloor(floor)
+	if _, err := l.Retain(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if first := l.FirstOffset(); first == 0 || first > floor {
+		t.Errorf("after retention below the slowest cursor %d, first offset is %d", floor, first)
+	}
 }

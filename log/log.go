@@ -208,7 +208,8 @@ type Log struct {
 	notifyMu sync.Mutex
 	notify   chan struct{}
 
-	report RecoveryReport
+	report  RecoveryReport
+	cursors *CursorStore
 }
 
 // Open opens the stream in dir, creating dir if needed, and recovers it:
@@ -240,6 +241,18 @@ func Open(dir string, opts Options) (*Log, error) {
 		c.close()
 		return nil, err
 	}
+	// The consumers' committed offsets live beside the segments, so a
+	// stream's folder is the whole of its durable state.
+	cursors, crec, err := OpenCursors(dir)
+	if err != nil {
+		for _, s := range segs {
+			l.mapped.Add(-s.remove())
+		}
+		c.close()
+		return nil, fmt.Errorf("open stream %q: %w", opts.Name, err)
+	}
+	l.cursors = cursors
+	l.report.Cursors = crec
 	l.segs.Store(&segs)
 	l.first.Store(segs[0].base)
 	next := segs[len(segs)-1].next.Load()
@@ -249,6 +262,12 @@ func Open(dir string, opts Options) (*Log, error) {
 	go l.commitLoop()
 	return l, nil
 }
+
+// Cursors returns the stream's named cursors: the committed offsets of its
+// consumers, kept durably in the stream's folder. Deciding what they mean
+// for retention is the caller's: a work queue passes the lowest of them to
+// SetFloor. The store is closed with the Log.
+func (l *Log) Cursors() *CursorStore { return l.cursors }
 
 // Name returns the stream name used in errors and reports.
 func (l *Log) Name() string { return l.name }
@@ -376,6 +395,9 @@ func (l *Log) Close() error {
 	l.codec.close()
 	if errors.Is(err, ErrClosed) {
 		err = nil
+	}
+	if cerr := l.cursors.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }

@@ -32,7 +32,9 @@ type RecoveryReport struct {
 	// Corrupt lists damage found in sealed segments while rebuilding their
 	// index (each a *CorruptError). Those segments stay readable up to the
 	// damage and the stream stays readable after them.
-	Corrupt  []error
+	Corrupt []error
+	// Cursors says what replaying the cursor journal found.
+	Cursors  CursorRecovery
 	Duration time.Duration
 }
 
@@ -50,6 +52,12 @@ func (r RecoveryReport) String() string {
 	}
 	for _, err := range r.Corrupt {
 		fmt.Fprintf(&b, "; %v", err)
+	}
+	if r.Cursors.Entries > 0 || r.Cursors.TruncatedBytes > 0 {
+		fmt.Fprintf(&b, "; cursor journal: %d entries", r.Cursors.Entries)
+		if r.Cursors.TruncatedBytes > 0 {
+			fmt.Fprintf(&b, ", torn tail of %d bytes cut", r.Cursors.TruncatedBytes)
+		}
 	}
 	return b.String()
 }
