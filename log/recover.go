@@ -251,10 +251,12 @@ func (l *Log) openActive(base int64) (*segment, error) {
 
 	// A clean end is followed by zeros. Anything else is a torn write or
 	// damage: zero it, so no stale batch can ever line up behind a later
-	// append. The check looks a few batches ahead, as far as unsynced
-	// writes can reach in practice.
-	window := min(int64(len(data)), r.end+int64(4*(l.opts.BatchBytes+l.opts.MaxRecordBytes)))
-	if dirty := lastNonZero(data[r.end:window]); dirty >= 0 {
+	// append. The check covers the whole rest of the segment, not a few
+	// batches: unsynced writes reach as far as one commit (up to maxStaged
+	// bytes) or, under SyncInterval and SyncNever, many commits, and the
+	// pages of a write reach the disk in no particular order, so intact
+	// batches can follow a long run of zeros.
+	if dirty := lastNonZero(data[r.end:]); dirty >= 0 {
 		rep := &l.report
 		rep.Truncated = true
 		rep.TruncatedSegment = base
