@@ -28,6 +28,8 @@ type driver interface {
 	armTimer(t *Timer, d time.Duration) bool
 	// stopTimer unschedules t and reports whether it was scheduled.
 	stopTimer(t *Timer) bool
+	// post is called with c.mu held after a task was queued in c.tasks.
+	post(c *Conn)
 }
 
 // Conn is one accepted connection. Its methods are safe from any goroutine
@@ -58,7 +60,8 @@ type Conn struct {
 	queued   bool   // in the loop's pending list
 	lingered bool   // close timer armed
 
-	timers *Timer // scheduled timers, see Timer.prev
+	timers *Timer        // scheduled timers, see Timer.prev
+	tasks  []func(*Conn) // queued by Do, under mu
 }
 
 // ID returns a number unique among the server's connections, for logs and
@@ -128,6 +131,23 @@ func (c *Conn) WriteRef(p []byte, release func()) error {
 		release()
 	}
 	return err
+}
+
+// Do runs fn serialized with the connection's callbacks (on its event loop
+// with epoll), so that work finished on another goroutine, such as an fsync
+// or a password check, can update the session without locks of its own. It
+// is safe from any goroutine; functions queued by one goroutine run in
+// order. fn does not run if the connection is closing by then, and Do
+// returns ErrClosed when it already is.
+func (c *Conn) Do(fn func(c *Conn)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen {
+		return ErrClosed
+	}
+	c.tasks = append(c.tasks, fn)
+	c.drv.post(c)
+	return nil
 }
 
 // admitLocked checks that n more bytes may be queued, cutting the

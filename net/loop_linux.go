@@ -71,6 +71,7 @@ type loop struct {
 	iov      []unix.Iovec
 	rel      []func()
 	work     []*Conn
+	tasks    []func(*Conn)
 	newWork  []*Conn
 	fired    []*Timer
 	epoch    time.Time
@@ -495,6 +496,9 @@ func (l *loop) handoff(c *Conn) {
 	l.wake()
 }
 
+// post implements driver: tasks run when the loop processes c.
+func (l *loop) post(c *Conn) { l.kick(c) }
+
 // kick implements driver: queue c for the loop's next pass.
 func (l *loop) kick(c *Conn) {
 	if c.queued {
@@ -568,6 +572,24 @@ func (l *loop) process(c *Conn, writable bool) {
 	if c.state == stateClosed {
 		c.mu.Unlock()
 		return
+	}
+	if len(c.tasks) > 0 && c.state == stateOpen && !c.drop {
+		// Run tasks before the flush so that what they write goes out in
+		// this pass.
+		l.tasks, c.tasks = c.tasks, l.tasks[:0]
+		c.mu.Unlock()
+		for i, fn := range l.tasks {
+			l.tasks[i] = nil
+			if !c.closing() {
+				fn(c)
+			}
+		}
+		l.tasks = l.tasks[:0]
+		c.mu.Lock()
+		if c.state == stateClosed {
+			c.mu.Unlock()
+			return
+		}
 	}
 	if !c.drop && !c.out.empty() && (writable || c.events&unix.EPOLLOUT == 0) {
 		l.flushLocked(c)
@@ -667,6 +689,8 @@ func (l *loop) finalize(c *Conn) {
 	c.state = stateClosed
 	reason := c.reason
 	l.rel = c.out.drop(l.rel)
+	clear(c.tasks)
+	c.tasks = nil
 	c.mu.Unlock()
 
 	l.tmu.Lock()

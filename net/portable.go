@@ -47,6 +47,7 @@ type pconn struct {
 	// Under c.mu.
 	writing   bool
 	lingering bool
+	tasking   bool // a goroutine is running c.tasks
 
 	// Owned by the writer goroutine.
 	batch outQueue
@@ -193,6 +194,39 @@ func (p *pconn) kick(c *Conn) {
 	if !p.writing {
 		p.writing = true
 		go p.writeLoop()
+	}
+}
+
+// post implements driver: a goroutine runs the queued tasks in order and
+// exits when there are none, so an idle connection has none.
+func (p *pconn) post(c *Conn) {
+	if !p.tasking {
+		p.tasking = true
+		go p.runTasks()
+	}
+}
+
+func (p *pconn) runTasks() {
+	c := p.c
+	for {
+		c.mu.Lock()
+		if len(c.tasks) == 0 || c.state != stateOpen {
+			clear(c.tasks)
+			c.tasks = c.tasks[:0]
+			p.tasking = false
+			c.mu.Unlock()
+			return
+		}
+		fns := c.tasks
+		c.tasks = nil
+		c.mu.Unlock()
+		p.cbMu.Lock()
+		for _, fn := range fns {
+			if !c.closing() {
+				fn(c)
+			}
+		}
+		p.cbMu.Unlock()
 	}
 }
 

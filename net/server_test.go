@@ -624,3 +624,61 @@ func TestCloseUnschedulesTimers(t *testing.T) {
 		}
 	})
 }
+
+func TestDoRunsSerializedWithCallbacksInOrder(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tc transportCase) {
+		type session struct{ log []string } // touched only by callbacks and Do
+		ev := newEvents()
+		h := &funcHandler{
+			open: func(c *Conn) { c.SetContext(&session{}); ev.open(c) },
+			data: func(c *Conn, in []byte) (int, error) {
+				s := c.Context().(*session)
+				s.log = append(s.log, "data")
+				return len(in), nil
+			},
+			close: ev.close,
+		}
+		s := start(t, tc, h, nil)
+		nc := dial(t, s)
+		c := ev.waitOpen(t)
+		const n = 200
+		go func() {
+			for i := 0; i < n; i++ {
+				io.WriteString(nc, "x")
+			}
+		}()
+		for i := 0; i < n; i++ {
+			if err := c.Do(func(c *Conn) {
+				s := c.Context().(*session)
+				s.log = append(s.log, fmt.Sprint(i))
+				c.Write([]byte(fmt.Sprintf("%d\n", i)))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := bufio.NewReader(nc)
+		for i := 0; i < n; i++ {
+			if got := readLine(t, r); got != fmt.Sprintf("%d\n", i) {
+				t.Fatalf("task output %q, want %d", got, i)
+			}
+		}
+		done := make(chan []string, 1)
+		c.Do(func(c *Conn) { done <- append([]string(nil), c.Context().(*session).log...) })
+		var tasks []string
+		for _, e := range <-done {
+			if e != "data" {
+				tasks = append(tasks, e)
+			}
+		}
+		for i, e := range tasks {
+			if e != fmt.Sprint(i) {
+				t.Fatalf("task %d ran as %s", i, e)
+			}
+		}
+		nc.Close()
+		ev.waitClose(t)
+		if err := c.Do(func(*Conn) { t.Error("task ran after close") }); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Do after close: %v", err)
+		}
+	})
+}
