@@ -31,17 +31,18 @@
 //
 // A handler must never block: it runs on an event loop shared by thousands of
 // connections. Work that may block (an fsync, a bcrypt check) is handed to
-// another goroutine, which answers later with [Conn.Write].
+// another goroutine, which answers later with [Conn.Write], or with
+// [Conn.Do] when the answer must also update the session.
 //
 // # Concurrency
 //
 // All callbacks of one connection (OnOpen, OnData, OnClose and the functions
-// given to [Conn.AfterFunc]) are serialized: they never run concurrently with
+// given to [Conn.AfterFunc] and [Conn.Do]) are serialized: they never run concurrently with
 // each other. On the epoll transport they all run on the connection's event
 // loop goroutine; on the portable transport they run on goroutines of the
 // connection, under a per-connection lock.
 //
-// [Conn.Write], [Conn.WriteRef], [Conn.Close], [Conn.AfterFunc],
+// [Conn.Write], [Conn.WriteRef], [Conn.Close], [Conn.Do], [Conn.AfterFunc],
 // [Timer.Stop], [Timer.Reset] and the read-only accessors are safe from any
 // goroutine. Writes from a callback are queued without a system call and
 // flushed with one writev per connection after the loop has handled its ready
