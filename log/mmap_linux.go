@@ -70,3 +70,26 @@ func fdatasync(f *os.File) error {
 		}
 	}
 }
+
+// dataRange returns the first range [start, stop) of f at or after off and
+// before end that may hold data, skipping holes (SEEK_DATA, SEEK_HOLE), or
+// ok false if the rest up to end reads as zeros. Where the filesystem
+// cannot tell, the whole rest is data.
+func dataRange(f *os.File, off, end int64) (start, stop int64, ok bool) {
+	fd := int(f.Fd())
+	start, err := unix.Seek(fd, off, unix.SEEK_DATA)
+	if errors.Is(err, unix.ENXIO) {
+		return 0, 0, false
+	}
+	if err != nil || start < off {
+		return off, end, true
+	}
+	if start >= end {
+		return 0, 0, false
+	}
+	stop, err = unix.Seek(fd, start, unix.SEEK_HOLE)
+	if err != nil || stop <= start || stop > end {
+		stop = end
+	}
+	return start, stop, true
+}

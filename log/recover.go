@@ -255,13 +255,15 @@ func (l *Log) openActive(base int64) (*segment, error) {
 	// batches: unsynced writes reach as far as one commit (up to maxStaged
 	// bytes) or, under SyncInterval and SyncNever, many commits, and the
 	// pages of a write reach the disk in no particular order, so intact
-	// batches can follow a long run of zeros.
-	if dirty := lastNonZero(data[r.end:]); dirty >= 0 {
+	// batches can follow a long run of zeros. Ranges the filesystem
+	// reports as holes (never written, or punched) read as zeros and are
+	// skipped, so a fresh preallocated segment costs no page faults.
+	if dirty := lastNonZeroData(f, data, r.end); dirty >= 0 {
 		rep := &l.report
 		rep.Truncated = true
 		rep.TruncatedSegment = base
 		rep.TruncatedAt = r.end
-		rep.TruncatedBytes = int64(dirty) + 1
+		rep.TruncatedBytes = dirty + 1
 		rep.TruncatedReason = "end of data"
 		if r.stop != nil {
 			rep.TruncatedReason = r.stop.Error()
@@ -284,6 +286,25 @@ func (l *Log) openActive(base int64) (*segment, error) {
 		}
 	}
 	return s, nil
+}
+
+// lastNonZeroData returns the distance from from to the last non-zero byte
+// of data, the mapping of f, or -1 if data[from:] is all zeros. It reads
+// only the ranges of f that may hold data.
+func lastNonZeroData(f *os.File, data []byte, from int64) int64 {
+	last := int64(-1)
+	end := int64(len(data))
+	for off := from; off < end; {
+		start, stop, ok := dataRange(f, off, end)
+		if !ok {
+			break
+		}
+		if i := lastNonZero(data[start:stop]); i >= 0 {
+			last = start + int64(i) - from
+		}
+		off = stop
+	}
+	return last
 }
 
 // lastNonZero returns the index of the last non-zero byte of b, or -1. It
