@@ -246,6 +246,8 @@ func (l *Log) commitLocked() {
 	if err == nil && l.opts.Sync == SyncAlways {
 		if err = fdatasync(l.active().f); err != nil {
 			err = fmt.Errorf("stream %q: fsync segment %d: %w", l.name, l.active().base, err)
+		} else {
+			l.active().unsynced = false
 		}
 	}
 	l.announce()
@@ -266,18 +268,22 @@ func (l *Log) commitLocked() {
 }
 
 // syncLocked fsyncs written records that are not yet durable and
-// acknowledges them. writeMu must be held.
+// acknowledges them. It also fsyncs records that are acknowledged but not
+// yet fsynced, as under SyncNever, so that Sync and Close make everything
+// durable whatever the policy. writeMu must be held.
 func (l *Log) syncLocked() error {
 	next := l.next.Load()
-	if next <= l.durable.Load() {
+	s := l.active()
+	if next <= l.durable.Load() && !s.unsynced {
 		return nil
 	}
-	err := fdatasync(l.active().f)
+	err := fdatasync(s.f)
 	l.mu.Lock()
 	if err != nil {
-		err = fmt.Errorf("stream %q: fsync segment %d: %w", l.name, l.active().base, err)
+		err = fmt.Errorf("stream %q: fsync segment %d: %w", l.name, s.base, err)
 		l.fail(err)
 	} else {
+		s.unsynced = false
 		l.durable.Store(next)
 	}
 	l.cond.Broadcast()
@@ -390,6 +396,7 @@ func (l *Log) flushStaged() error {
 	last := batches[len(batches)-1]
 	end := last.pos + int64(last.size)
 	next := last.base + int64(last.count)
+	s.unsynced = true
 	s.verified.Store(end)
 	s.next.Store(next)
 	s.size.Store(end)
@@ -431,6 +438,7 @@ func (l *Log) seal(s *segment) error {
 	if err := fdatasync(s.f); err != nil {
 		return fmt.Errorf("stream %q: seal segment %d: %w", l.name, s.base, err)
 	}
+	s.unsynced = false
 	if err := s.idx.writeFiles(l.dir, s.base); err != nil {
 		return fmt.Errorf("stream %q: write index of segment %d: %w", l.name, s.base, err)
 	}

@@ -33,6 +33,7 @@ type segment struct {
 	capacity     int64 // preallocated length of the active file
 	lastBatchPos int64 // position of the last batch, -1 if empty
 	lastBatchRel uint32
+	unsynced     bool // written since its last fdatasync
 
 	mu      sync.Mutex
 	data    []byte // the mapping; nil when unmapped

@@ -51,6 +51,7 @@ func (l *Log) Truncate(off int64) error {
 		l.fail(err)
 		return err
 	}
+	l.active().unsynced = false
 	l.durable.Store(l.assign)
 	l.announce()
 	return nil
