@@ -61,8 +61,9 @@ type Options struct {
 	// MaxConns refuses connections while this many are open; 0 means no
 	// limit.
 	MaxConns int
-	// MaxOutbound is the byte limit of one connection's outbound queue; a
-	// write beyond it cuts the connection off as a slow consumer.
+	// MaxOutbound is the byte limit of one connection's outbound queue,
+	// counting bytes queued by WriteRef too (they pin log segments); a write
+	// beyond it cuts the connection off as a slow consumer.
 	MaxOutbound int
 	// MaxInput is the byte limit of one connection's unconsumed input. It
 	// bounds payload size and control-line length; protocols set it from
@@ -70,8 +71,8 @@ type Options struct {
 	// one read buffer to OnData before the limit is checked.
 	MaxInput int
 	// ReadBufferSize is the size of each epoll loop's read buffer (one per
-	// loop, not per connection). The portable transport reads into a
-	// per-connection buffer of at most portableReadSize bytes.
+	// loop, not per connection). The portable transport ignores it and
+	// reads into an 8 KiB buffer per connection.
 	ReadBufferSize int
 	// CloseTimeout bounds how long a closing connection may take to flush
 	// its queue before it is dropped.
