@@ -682,3 +682,28 @@ func TestDoRunsSerializedWithCallbacksInOrder(t *testing.T) {
 		}
 	})
 }
+
+func TestCloseTimeoutDropsPeerThatNeverReads(t *testing.T) {
+	errBye := errors.New("bye")
+	forEachTransport(t, func(t *testing.T, tc transportCase) {
+		ev := newEvents()
+		h := &funcHandler{open: ev.open, close: ev.close, data: func(c *Conn, in []byte) (int, error) {
+			c.Write(make([]byte, 8<<20)) // far more than the socket buffers take
+			return len(in), errBye
+		}}
+		s := start(t, tc, h, func(o *Options) {
+			o.MaxOutbound = 16 << 20
+			o.CloseTimeout = 100 * time.Millisecond
+		})
+		nc := dial(t, s)
+		nc.(*stdnet.TCPConn).SetReadBuffer(4096)
+		ev.waitOpen(t)
+		io.WriteString(nc, "go\n")
+		if got := ev.waitClose(t); !errors.Is(got.err, errBye) {
+			t.Fatalf("close reason %v", got.err)
+		}
+		if s.Stats().ConnsOpen != 0 {
+			t.Fatal("connection still open")
+		}
+	})
+}
