@@ -22,14 +22,24 @@ func forEachTransportBench(b *testing.B, fn func(b *testing.B, tc transportCase)
 }
 
 // pump writes msgs copies of benchMsg to nc in batches and reads back want
-// bytes from rd, concurrently.
+// bytes from rd, concurrently. The writer keeps at most echoWindow bytes
+// unanswered: without that flow control a client that writes faster than it
+// reads grows its queue on the server until it is cut off as a slow
+// consumer, which is the broker's rule, not what is measured here.
 func pump(b *testing.B, nc stdnet.Conn, msgs int, rd stdnet.Conn, want int, wg *sync.WaitGroup) {
-	batch := bytes.Repeat(benchMsg, 64)
+	const batchMsgs = 64
+	const echoWindow = 1 << 20
+	batch := bytes.Repeat(benchMsg, batchMsgs)
+	credit := make(chan struct{}, echoWindow/len(batch))
+	for i := 0; i < cap(credit); i++ {
+		credit <- struct{}{}
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		for left := msgs; left > 0; {
-			n := min(left, 64)
+			n := min(left, batchMsgs)
+			<-credit
 			if _, err := nc.Write(batch[:n*len(benchMsg)]); err != nil {
 				b.Error(err)
 				return
@@ -40,6 +50,7 @@ func pump(b *testing.B, nc stdnet.Conn, msgs int, rd stdnet.Conn, want int, wg *
 	go func() {
 		defer wg.Done()
 		buf := make([]byte, 64<<10)
+		read, credited := 0, 0
 		for left := want; left > 0; {
 			n, err := rd.Read(buf[:min(left, len(buf))])
 			if err != nil {
@@ -47,6 +58,13 @@ func pump(b *testing.B, nc stdnet.Conn, msgs int, rd stdnet.Conn, want int, wg *
 				return
 			}
 			left -= n
+			read += n
+			for ; read-credited >= len(batch); credited += len(batch) {
+				select {
+				case credit <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}()
 }
