@@ -20,7 +20,7 @@ import (
 const (
 	// maxIovecs is Linux's IOV_MAX: the most buffers one writev takes.
 	maxIovecs = 1024
-	// maxEvents is how many ready fds one epoll_wait returns.
+	// maxEvents is how many ready fds one poll of the epoll set returns.
 	maxEvents = 256
 	// acceptBatch bounds accepts per wakeup so a connection storm cannot
 	// starve loop 0's own connections.
@@ -202,7 +202,7 @@ func newLoop(t *epollTransport) (*loop, error) {
 		wakeOne: wakeOne(),
 	}
 	l.pollFn = l.pollReady
-	l.notified.Store(true) // awake until the first epoll_wait
+	l.notified.Store(true) // awake until the first wait
 	if err := l.ctl(unix.EPOLL_CTL_ADD, efd, unix.EPOLLIN); err != nil {
 		l.closeFDs()
 		return nil, fmt.Errorf("register eventfd: %w", err)
@@ -260,7 +260,7 @@ func (l *loop) run() {
 		n, err := l.wait(!l.hasWork())
 		l.notified.Store(true)
 		if err != nil && !errors.Is(err, unix.EINTR) {
-			l.fail(fmt.Errorf("epoll_wait: %w", err))
+			l.fail(fmt.Errorf("epoll wait: %w", err))
 			return
 		}
 		for i := 0; i < n; i++ {
@@ -740,7 +740,7 @@ func (l *loop) armTimer(t *Timer, d time.Duration) bool {
 	first := t.index == 0
 	l.tmu.Unlock()
 	if first {
-		// The loop may be sleeping with a later timeout.
+		// The loop may be parked with a later deadline.
 		l.wake()
 	}
 	return was

@@ -6,8 +6,9 @@ import "time"
 // deadlines. Its function runs serialized with the connection's other
 // callbacks (on the connection's loop with epoll) and never after the
 // connection has closed. On the epoll transport timers live in one min-heap
-// per loop that sets the epoll_wait timeout: no goroutine or runtime timer per
-// connection.
+// per loop whose earliest deadline bounds the loop's wait: no goroutine or
+// runtime timer per connection. The portable transport uses a runtime timer
+// per scheduled Timer.
 type Timer struct {
 	c        *Conn
 	fn       func(c *Conn)
