@@ -8,7 +8,10 @@ import (
 // becomes off; the next append gets offset off. It exists for tests and
 // for replicas that must drop a tail their leader never committed. Records
 // of the batch that holds off but come before it are kept (they are
-// rewritten as a new batch). Pending appends are written before the cut.
+// rewritten as a new batch). Pending appends are written and fsynced before
+// the cut, so every acknowledgement and WaitDurable of a record the cut
+// removes is settled by then: none can fire later for the record that takes
+// its offset.
 //
 // Readers must not be reading the removed range: a Reader positioned past
 // the new end returns ErrOffsetOutOfRange or io.EOF, but records it already
@@ -18,6 +21,8 @@ func (l *Log) Truncate(off int64) error {
 	defer l.writeMu.Unlock()
 	for {
 		l.commitLocked()
+		// A failed fsync breaks the log, which the check below reports.
+		_ = l.syncLocked()
 		l.mu.Lock()
 		if len(l.full) == 0 && (l.pending == nil || l.pending.count == 0) {
 			break
