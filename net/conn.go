@@ -1,9 +1,12 @@
 package net
 
 import (
+	"errors"
 	"fmt"
 	stdnet "net"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -30,6 +33,10 @@ type driver interface {
 	stopTimer(t *Timer) bool
 	// post is called with c.mu held after a task was queued in c.tasks.
 	post(c *Conn)
+	// pauseRead and resumeRead are called from the connection's callbacks
+	// after c.readPaused changed.
+	pauseRead(c *Conn)
+	resumeRead(c *Conn)
 }
 
 // Conn is one accepted connection. Its methods are safe from any goroutine
@@ -62,7 +69,84 @@ type Conn struct {
 
 	timers *Timer        // scheduled timers, see Timer.prev
 	tasks  []func(*Conn) // queued by Do, under mu
+
+	// congested says the outbound queue holds more than half of
+	// MaxOutbound. It is updated under mu wherever the queue grows or
+	// shrinks and read without it by producers on other loops.
+	congested atomic.Bool
+
+	// readPaused stops reading input until resume fires (PauseReading).
+	// Owned by the connection's callbacks.
+	readPaused bool
+	resume     *Timer
 }
+
+// noteQueueLocked refreshes congested after the queue changed; c.mu held.
+func (c *Conn) noteQueueLocked() {
+	c.congested.Store(2*(c.out.bytes+c.inflight) > c.srv.opts.MaxOutbound)
+}
+
+// Congested reports whether the connection's outbound queue is more than
+// half full. A protocol that writes to a congested connection on behalf of
+// a producer should slow the producer down with PauseReading, so that a
+// burst is absorbed by TCP flow control instead of cutting the consumer off
+// as slow. It is safe from any goroutine and takes no lock.
+func (c *Conn) Congested() bool { return c.congested.Load() }
+
+// PauseReading stops reading the connection's input for d: the bytes the
+// peer sends meanwhile wait in the kernel, whose full socket buffer then
+// slows the peer down through TCP flow control. When the pause ends, input
+// the handler left unconsumed is presented to OnData again even if nothing
+// new arrived, so a handler may decline input (consume nothing) while it
+// waits. A second call while paused keeps the first deadline. It is meant
+// for the connection's callbacks and takes effect before the next read.
+//
+// For this to keep a consumer under MaxOutbound, the handler must check
+// Congested before it delivers more, and MaxOutbound must leave room above
+// its half for what one read can produce (ReadBufferSize times the fan-out).
+func (c *Conn) PauseReading(d time.Duration) {
+	if c.readPaused || d <= 0 {
+		return
+	}
+	c.readPaused = true
+	if c.resume == nil {
+		c.resume = c.AfterFunc(d, resumeReading)
+	} else {
+		c.resume.Reset(d)
+	}
+	c.drv.pauseRead(c)
+}
+
+// resumeReading ends a pause. Input that arrived before the pause and was
+// left unconsumed is handed to the handler again now, since the peer may
+// have nothing more to send that would bring it back.
+func resumeReading(c *Conn) {
+	c.readPaused = false
+	if c.held != nil && len(c.held.B) > 0 && !c.closing() {
+		if err := c.deliver(nil); err != nil {
+			c.Close(err)
+		}
+	}
+	c.drv.resumeRead(c)
+}
+
+// HandlerPanicError is the close reason of a connection whose handler
+// panicked while handling its input: the connection is closed, the process
+// and every other connection go on.
+type HandlerPanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *HandlerPanicError) Error() string {
+	return fmt.Sprintf("ledge/net: handler panic: %v\n%s", e.Value, e.Stack)
+}
+
+// ErrHandlerPanic matches every *HandlerPanicError with errors.Is.
+var ErrHandlerPanic = errors.New("ledge/net: handler panic")
+
+// Is lets errors.Is(err, ErrHandlerPanic) match.
+func (e *HandlerPanicError) Is(target error) bool { return target == ErrHandlerPanic }
 
 // ID returns a number unique among the server's connections, for logs and
 // monitoring.
@@ -107,6 +191,7 @@ func (c *Conn) Write(p []byte) error {
 		return err
 	}
 	c.out.appendCopy(p)
+	c.noteQueueLocked()
 	c.drv.kick(c)
 	c.mu.Unlock()
 	return nil
@@ -122,6 +207,7 @@ func (c *Conn) WriteRef(p []byte, release func()) error {
 	err := c.admitLocked(len(p))
 	if err == nil && len(p) > 0 {
 		c.out.appendRef(p, release)
+		c.noteQueueLocked()
 		c.drv.kick(c)
 		c.mu.Unlock()
 		return nil
@@ -207,7 +293,23 @@ func (c *Conn) closing() bool {
 // reassembly: unconsumed input is kept and presented again in front of the
 // next read. It runs on the connection's callback goroutine. A non-nil error
 // means the connection must close with it as reason.
-func (c *Conn) deliver(fresh []byte) error {
+//
+// A panic in the handler is recovered here and becomes the connection's
+// close reason (*HandlerPanicError): input that trips a bug in a protocol
+// costs that one connection, never the broker.
+func (c *Conn) deliver(fresh []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.releaseHeld()
+			c.srv.stats.panics.Add(1)
+			err = &HandlerPanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return c.deliverInput(fresh)
+}
+
+// deliverInput is deliver without the panic guard.
+func (c *Conn) deliverInput(fresh []byte) error {
 	data := fresh
 	if c.held != nil {
 		c.held.B = append(c.held.B, fresh...)

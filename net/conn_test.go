@@ -14,6 +14,8 @@ func (d *fakeDriver) kick(*Conn)                          { d.kicks++ }
 func (d *fakeDriver) armTimer(*Timer, time.Duration) bool { return false }
 func (d *fakeDriver) stopTimer(*Timer) bool               { return false }
 func (d *fakeDriver) post(*Conn)                          {}
+func (d *fakeDriver) pauseRead(*Conn)                     {}
+func (d *fakeDriver) resumeRead(*Conn)                    {}
 
 func newUnitConn(h Handler, opts Options) *Conn {
 	s := &Server{handler: h, opts: opts.withDefaults()}

@@ -96,4 +96,18 @@
 // which is returned as soon as the rest is consumed. The unconsumed input of a
 // connection is limited to [Options.MaxInput] bytes ([ErrInputTooLarge]).
 // [Options.MaxConns] refuses connections beyond a count.
+//
+// A burst is not a slow consumer: a protocol that writes to a connection on
+// behalf of another (a publisher's message to a subscriber) checks
+// [Conn.Congested] and, when the receiver's queue is over half full, calls
+// [Conn.PauseReading] on the producer. The producer's bytes then wait in the
+// kernel and TCP flow control slows it down, while the consumer drains;
+// only a consumer that stops reading altogether reaches the limit.
+//
+// # Failures stay with their connection
+//
+// A panic in OnData, which bad input can only cause through a bug in a
+// protocol, is recovered: that connection closes with a
+// [*HandlerPanicError] (stack included, counted in [Stats]) and every other
+// connection goes on.
 package net

@@ -499,6 +499,18 @@ func (l *loop) handoff(c *Conn) {
 // post implements driver: tasks run when the loop processes c.
 func (l *loop) post(c *Conn) { l.kick(c) }
 
+// pauseRead implements driver: the next pass over c drops EPOLLIN from its
+// interest, so a level-triggered loop stops reading it.
+func (l *loop) pauseRead(c *Conn) {
+	c.mu.Lock()
+	l.kick(c)
+	c.mu.Unlock()
+}
+
+// resumeRead implements driver: the next pass restores EPOLLIN, and input
+// that waited in the kernel makes the socket readable at once.
+func (l *loop) resumeRead(c *Conn) { l.pauseRead(c) }
+
 // kick implements driver: queue c for the loop's next pass.
 func (l *loop) kick(c *Conn) {
 	if c.queued {
@@ -605,7 +617,9 @@ func (l *loop) process(c *Conn, writable bool) {
 		return
 	}
 	var want uint32
-	if !closing {
+	if !closing && !c.readPaused {
+		// While paused, RDHUP is left out too: level triggering would
+		// report a peer's close over and over until reads resume.
 		want = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if !drained {
@@ -673,6 +687,7 @@ func (l *loop) flushLocked(c *Conn) {
 		}
 		l.srv.stats.out.Add(uint64(n))
 		l.rel = q.advance(int(n), l.rel)
+		c.noteQueueLocked()
 		if int(n) < want || q.empty() {
 			return
 		}
@@ -689,6 +704,7 @@ func (l *loop) finalize(c *Conn) {
 	c.state = stateClosed
 	reason := c.reason
 	l.rel = c.out.drop(l.rel)
+	c.noteQueueLocked()
 	clear(c.tasks)
 	c.tasks = nil
 	c.mu.Unlock()

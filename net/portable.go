@@ -39,6 +39,8 @@ type pconn struct {
 	nc     stdnet.Conn
 	closed chan struct{} // closed once nc is closed
 	once   sync.Once
+	// resumed wakes a reader waiting out PauseReading.
+	resumed chan struct{}
 
 	// cbMu serializes the connection's callbacks: reads and timers run on
 	// different goroutines here.
@@ -96,7 +98,7 @@ func (t *portableTransport) acceptLoop() {
 			continue
 		}
 		c := &Conn{srv: srv, id: srv.stats.nextID.Add(1), local: nc.LocalAddr(), remote: nc.RemoteAddr(), fd: -1}
-		p := &pconn{t: t, c: c, nc: nc, closed: make(chan struct{})}
+		p := &pconn{t: t, c: c, nc: nc, closed: make(chan struct{}), resumed: make(chan struct{}, 1)}
 		c.drv = p
 		t.mu.Lock()
 		if t.closing {
@@ -197,6 +199,18 @@ func (p *pconn) kick(c *Conn) {
 	}
 }
 
+// pauseRead implements driver: the reader checks c.readPaused before each
+// read, so there is nothing to do now.
+func (p *pconn) pauseRead(*Conn) {}
+
+// resumeRead implements driver: it wakes the reader if it is waiting.
+func (p *pconn) resumeRead(*Conn) {
+	select {
+	case p.resumed <- struct{}{}:
+	default:
+	}
+}
+
 // post implements driver: a goroutine runs the queued tasks in order and
 // exits when there are none, so an idle connection has none.
 func (p *pconn) post(c *Conn) {
@@ -243,6 +257,16 @@ func (p *pconn) readLoop() {
 	buf := make([]byte, portableReadSize)
 	var rerr error
 	for {
+		p.cbMu.Lock()
+		paused := c.readPaused
+		p.cbMu.Unlock()
+		if paused {
+			select {
+			case <-p.resumed:
+			case <-p.closed:
+			}
+			continue
+		}
 		n, err := p.nc.Read(buf)
 		if n > 0 {
 			c.srv.stats.in.Add(uint64(n))
@@ -282,6 +306,7 @@ func (p *pconn) finalize() {
 	c.state = stateClosed
 	reason := c.reason
 	rel := c.out.drop(nil)
+	c.noteQueueLocked()
 	// Unschedule the timers so their closures stop holding the connection.
 	for t := c.timers; t != nil; {
 		next := t.next
@@ -338,6 +363,7 @@ func (p *pconn) writeLoop() {
 
 		c.mu.Lock()
 		c.inflight = 0
+		c.noteQueueLocked()
 		if err != nil {
 			c.closeLocked(fmt.Errorf("write: %w", err), true)
 			p.writing = false

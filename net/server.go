@@ -121,6 +121,7 @@ type Stats struct {
 	SlowConsumers uint64 // connections cut off by MaxOutbound
 	InputTooLarge uint64 // connections closed by MaxInput
 	HeldBuffers   int64  // pooled input buffers held for partial frames
+	HandlerPanics uint64 // connections closed because their handler panicked
 }
 
 // counters are the live values behind Stats; typed atomics keep 64-bit
@@ -128,6 +129,7 @@ type Stats struct {
 type counters struct {
 	open, held                                   atomic.Int64
 	total, refused, in, out, slow, inputTooLarge atomic.Uint64
+	panics                                       atomic.Uint64
 	nextID                                       atomic.Uint64
 }
 
@@ -201,5 +203,6 @@ func (s *Server) Stats() Stats {
 		SlowConsumers: s.stats.slow.Load(),
 		InputTooLarge: s.stats.inputTooLarge.Load(),
 		HeldBuffers:   s.stats.held.Load(),
+		HandlerPanics: s.stats.panics.Load(),
 	}
 }
