@@ -47,6 +47,11 @@ type codec struct {
 	zdecOnce sync.Once
 	zdec     *zstd.Decoder
 	zdecErr  error
+	// zmu is held shared while the decoder runs and exclusively by close,
+	// so a Reader that outlives its Log gets ErrClosed, never a closed or
+	// missing decoder.
+	zmu    sync.RWMutex
+	closed bool
 }
 
 func newCodec(kind Compression) (*codec, error) {
@@ -66,6 +71,9 @@ func (c *codec) close() {
 	if c.zenc != nil {
 		c.zenc.Close()
 	}
+	c.zmu.Lock()
+	defer c.zmu.Unlock()
+	c.closed = true
 	c.zdecOnce.Do(func() {})
 	if c.zdec != nil {
 		c.zdec.Close()
@@ -115,6 +123,11 @@ func (c *codec) decompress(dst, src []byte, kind Compression, rawLen int) ([]byt
 		}
 		return dst[:start+len(out)], nil
 	case CompressZstd:
+		c.zmu.RLock()
+		defer c.zmu.RUnlock()
+		if c.closed {
+			return dst, ErrClosed
+		}
 		// Batches written under another setting must stay readable, so the
 		// decoder does not depend on c.kind.
 		c.zdecOnce.Do(func() {

@@ -198,6 +198,9 @@ func (r *Reader) loadBatch() error {
 		if kind := h.compression(); kind != CompressNone {
 			if recs, err = r.decompress(recs, kind, int(h.rawLen)); err != nil {
 				r.pos = pos
+				if errors.Is(err, ErrClosed) {
+					return err
+				}
 				return r.corrupt(pos, err)
 			}
 		}
