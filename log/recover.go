@@ -167,6 +167,12 @@ func (l *Log) openSealed(base, nextBase int64) (*segment, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("open segment %d: %w", base, err)
 	}
+	if st.Size() > maxSegmentBytes {
+		// Positions in a segment are 32-bit, and on 32-bit platforms the
+		// length would wrap when mapped.
+		_ = f.Close()
+		return nil, fmt.Errorf("open segment %d: %d bytes is larger than %d", base, st.Size(), maxSegmentBytes)
+	}
 	s := &segment{base: base, dir: l.dir, f: f, capacity: st.Size(), lastBatchPos: -1}
 	s.size.Store(st.Size())
 	s.next.Store(nextBase)
