@@ -603,3 +603,55 @@ func TestAuthentication(t *testing.T) {
 		}
 	})
 }
+
+// TestBurstReachesSlowReader publishes far more than a subscriber's
+// outbound limit to a subscriber that reads slowly. The publisher is paused
+// while the subscriber drains, so every message arrives and nobody is cut
+// off.
+func TestBurstReachesSlowReader(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, portable bool) {
+		srv := NewServer(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		ln, err := lnet.Listen("tcp", "127.0.0.1:0", srv.Handler(), lnet.Options{
+			Portable:    portable,
+			MaxInput:    srv.MaxInput(),
+			MaxOutbound: 512 << 10,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		g := &gateway{srv: srv, ln: ln, url: "nats://" + ln.Addr().String()}
+
+		rc := dialRaw(t, g)
+		rc.send(t, "SUB burst 1\r\nPING\r\n")
+		if l := rc.line(t); l != "PONG" {
+			t.Fatalf("got %q", l)
+		}
+		const n, size = 4096, 1024 // 4 MiB through a 512 KiB limit
+		pub := connect(t, g.url)
+		go func() {
+			payload := make([]byte, size)
+			for i := 0; i < n; i++ {
+				pub.Publish("burst", payload)
+			}
+			pub.Flush()
+		}()
+		for i := 0; i < n; i++ {
+			if l := rc.line(t); !strings.HasPrefix(l, "MSG burst 1 1024") {
+				t.Fatalf("message %d: got %q (slow consumers: %d)", i, l, srv.Stats().SlowConsumers.Load())
+			}
+			if _, err := rc.r.Discard(size + 2); err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			if i%32 == 0 {
+				time.Sleep(time.Millisecond) // a reader slower than the publisher
+			}
+		}
+		if sc := srv.Stats().SlowConsumers.Load(); sc != 0 {
+			t.Errorf("slow consumers = %d, want 0", sc)
+		}
+		if srv.Stats().Stalls.Load() == 0 {
+			t.Error("the publisher was never paused: the test did not congest the subscriber")
+		}
+	})
+}

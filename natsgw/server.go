@@ -84,6 +84,9 @@ type Stats struct {
 	// SlowConsumers counts deliveries refused because a receiver's outbound
 	// queue was full (the network layer then disconnects it).
 	SlowConsumers atomic.Int64
+	// Stalls counts the pauses of publishers whose messages congested a
+	// receiver (flow control instead of a cut-off).
+	Stalls atomic.Int64
 	// ProtocolErrors counts connections closed for violating the protocol.
 	ProtocolErrors atomic.Int64
 	// AuthFailures counts connections refused for bad credentials.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
@@ -18,7 +19,24 @@ type Conn interface {
 	// or when its outbound queue is full, which makes the client a slow
 	// consumer that the transport disconnects.
 	Write(b []byte) error
+	// Congested reports, from any goroutine, that the outbound queue is
+	// over half full.
+	Congested() bool
+	// PauseReading stops reading the client's input for a while; the
+	// session calls it on its own connection only.
+	PauseReading(d time.Duration)
 }
+
+// A publisher whose messages congest a receiver is paused for stallPause at
+// a time, at most maxStalls times in a row: long enough for a merely slow
+// receiver to drain, short enough that one that stopped reading reaches its
+// outbound limit and is cut off within about a second, instead of holding
+// its publishers back for good. nats-server bounds its producer stalls the
+// same way.
+const (
+	stallPause = 2 * time.Millisecond
+	maxStalls  = 10
+)
 
 // Errors a session reports to its transport, which closes the connection
 // after flushing the -ERR line the session queued.
@@ -90,6 +108,11 @@ type Session struct {
 	pingsOut int
 	active   bool // input arrived since the last ping timer
 
+	// stalledOn is a receiver this session's messages congested; while it
+	// stays congested the session takes no more input (see stallPause).
+	stalledOn Conn
+	stalls    int
+
 	// Reused on every publish; only this session's loop touches them.
 	res router.Result[*subscription]
 	out []byte
@@ -129,7 +152,17 @@ func (ss *Session) ID() uint64 { return ss.id }
 // caller must close the connection after flushing it.
 func (ss *Session) Feed(in []byte) (consumed int, err error) {
 	ss.active = true
+	if ss.stalledOn != nil {
+		if ss.stalledOn.Congested() && ss.stalls < maxStalls {
+			ss.stall()
+			return 0, nil
+		}
+		ss.stalledOn, ss.stalls = nil, 0
+	}
 	consumed, err = ss.parser.Parse(in, ss)
+	if ss.stalledOn != nil && err == nil {
+		ss.stall()
+	}
 	if err != nil {
 		var pe *ProtocolError
 		if errors.As(err, &pe) {
@@ -142,6 +175,13 @@ func (ss *Session) Feed(in []byte) (consumed int, err error) {
 		}
 	}
 	return consumed, err
+}
+
+// stall pauses this publisher's input while a receiver drains.
+func (ss *Session) stall() {
+	ss.stalls++
+	ss.srv.stats.Stalls.Add(1)
+	ss.conn.PauseReading(stallPause)
 }
 
 // HandleOp implements OpHandler; it is called by Feed for each operation.
@@ -281,6 +321,9 @@ func (ss *Session) deliver(sub *subscription, op *Op) bool {
 	}
 	ss.srv.stats.OutMsgs.Add(1)
 	ss.srv.stats.OutBytes.Add(int64(len(header) + len(op.Payload)))
+	if ss.stalledOn == nil && sub.session.conn.Congested() {
+		ss.stalledOn = sub.session.conn
+	}
 	return true
 }
 

@@ -4,12 +4,15 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 // sink is a connection that keeps what is written to it.
 type sink struct{ out []byte }
 
-func (s *sink) Write(b []byte) error { s.out = append(s.out, b...); return nil }
+func (s *sink) Write(b []byte) error       { s.out = append(s.out, b...); return nil }
+func (s *sink) Congested() bool            { return false }
+func (s *sink) PauseReading(time.Duration) {}
 
 func newTestServer() *Server {
 	return NewServer(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
