@@ -1,6 +1,7 @@
 package natsgw
 
 import (
+	"errors"
 	stdnet "net"
 
 	lnet "github.com/ledgemq/ledge/net"
@@ -52,7 +53,14 @@ func (h handler) OnData(c *lnet.Conn, in []byte) (int, error) {
 }
 
 func (h handler) OnClose(c *lnet.Conn, err error) {
-	if ss, ok := c.Context().(*Session); ok {
-		ss.Closed()
+	ss, ok := c.Context().(*Session)
+	if !ok {
+		return
 	}
+	if errors.Is(err, lnet.ErrHandlerPanic) {
+		// A bug reached by this client's input: the connection is gone,
+		// the broker goes on, and the stack says where to look.
+		h.srv.opts.Logger.Error("nats: session failed; connection closed", "client", ss.id, "remote", ss.remote, "err", err)
+	}
+	ss.Closed()
 }
