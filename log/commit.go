@@ -407,12 +407,15 @@ func (l *Log) flushStaged() error {
 // roll seals the active segment and starts a new one at base. The sealed
 // file is cut to its used length and fsynced whatever the policy, so a
 // sealed segment is always complete: only the active one can have a torn
-// tail. writeMu must be held.
+// tail. Retention runs before the new segment is allocated, so that on a
+// full disk the space it frees is there for the allocation, and again
+// after, when the segment just sealed may go too. writeMu must be held.
 func (l *Log) roll(base int64) (*segment, error) {
 	old := l.active()
 	if err := l.seal(old); err != nil {
 		return nil, err
 	}
+	_, _ = l.retainLocked(time.Now())
 	s, err := l.createSegment(base)
 	if err != nil {
 		return nil, err
