@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -55,13 +57,19 @@ type CursorStore struct {
 	synced  *sync.Cond
 	f       *os.File
 	offsets map[string]int64
+	closing bool // Close has begun: no new commits, queued ones are flushed
 	closed  bool
 
 	// Group commit: entries wait in pending until a committer that finds no
 	// flush under way takes them, writes and syncs them with the lock
 	// released, and wakes the others.
-	pending    []byte
-	spare      []byte
+	pending []byte
+	spare   []byte
+	// pendingOps are the changes encoded in pending. They reach offsets
+	// only once their entries are on stable storage, so Get and Min never
+	// report an offset that a crash or a failed write could take back.
+	pendingOps []cursorOp
+	spareOps   []cursorOp
 	pendingGen uint64 // the generation the entries in pending will be flushed as
 	flushedGen uint64 // the newest generation on stable storage (or failed)
 	flushing   bool
@@ -70,6 +78,13 @@ type CursorStore struct {
 	size       int64 // bytes in the journal file
 	liveSize   int64 // bytes a compacted journal would need
 	compactMin int64 // no compaction below this size; cursorCompactMin but for tests
+}
+
+// cursorOp is one change waiting for its journal entry to be flushed.
+type cursorOp struct {
+	kind   byte
+	name   string
+	offset int64
 }
 
 // CursorRecovery says what OpenCursors found in the journal.
@@ -306,37 +321,44 @@ func (c *CursorStore) Delete(name string) error {
 func (c *CursorStore) write(kind byte, name string, offset int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closing {
 		return ErrClosed
 	}
 	if c.flushErr != nil {
 		return fmt.Errorf("cursor journal %s: %w", c.path, c.flushErr)
 	}
 	c.pending = appendCursorEntry(c.pending, kind, name, offset)
-	// The in-memory view changes now; readers of Get see it before it is
-	// durable, which is fine: the caller of Commit only acts on it after
-	// Commit returns, and a crash before then loses nothing that was promised.
-	switch kind {
-	case cursorKindSet:
-		if _, had := c.offsets[name]; !had {
-			c.liveSize += cursorEntrySize(name, cursorKindSet)
-		}
-		c.offsets[name] = offset
-	case cursorKindDelete:
-		if _, had := c.offsets[name]; had {
-			c.liveSize -= cursorEntrySize(name, cursorKindSet)
-		}
-		delete(c.offsets, name)
-	}
+	c.pendingOps = append(c.pendingOps, cursorOp{kind: kind, name: name, offset: offset})
 	gen := c.pendingGen
 	for c.flushedGen < gen+1 {
 		if c.flushing {
 			c.synced.Wait()
 			continue
 		}
+		if c.closed {
+			// Close flushes what is queued before it closes, so this is
+			// only reached if that flush failed.
+			return ErrClosed
+		}
 		c.flushLocked()
 	}
 	return c.flushErrFor()
+}
+
+// apply makes a flushed change visible; c.mu held.
+func (c *CursorStore) apply(op cursorOp) {
+	switch op.kind {
+	case cursorKindSet:
+		if _, had := c.offsets[op.name]; !had {
+			c.liveSize += cursorEntrySize(op.name, cursorKindSet)
+		}
+		c.offsets[op.name] = op.offset
+	case cursorKindDelete:
+		if _, had := c.offsets[op.name]; had {
+			c.liveSize -= cursorEntrySize(op.name, cursorKindSet)
+		}
+		delete(c.offsets, op.name)
+	}
 }
 
 // flushErrFor returns the sticky flush error, wrapped, if there is one.
@@ -351,8 +373,8 @@ func (c *CursorStore) flushErrFor() error {
 // held and releases it during the I/O so that more commits can gather for
 // the next flush.
 func (c *CursorStore) flushLocked() {
-	buf := c.pending
-	c.pending = c.spare[:0]
+	buf, ops := c.pending, c.pendingOps
+	c.pending, c.pendingOps = c.spare[:0], c.spareOps[:0]
 	gen := c.pendingGen
 	c.pendingGen++
 	c.flushing = true
@@ -361,8 +383,8 @@ func (c *CursorStore) flushLocked() {
 	var snapshot []byte
 	if compact {
 		// The snapshot is taken under the lock, so it holds exactly the
-		// state that the pending entries produce.
-		snapshot = c.snapshotLocked()
+		// state that the flushed entries produce.
+		snapshot = c.snapshotLocked(ops)
 	}
 	c.mu.Unlock()
 
@@ -386,28 +408,39 @@ func (c *CursorStore) flushLocked() {
 		// commits rather than promise durability that may not hold. Reopening
 		// the store recovers the valid prefix.
 		c.flushErr = err
-	} else if compact {
-		c.f.Close()
-		c.f = newFile
-		c.size = newSize
 	} else {
-		c.size += int64(len(buf))
+		if compact {
+			c.f.Close()
+			c.f = newFile
+			c.size = newSize
+		} else {
+			c.size += int64(len(buf))
+		}
+		for _, op := range ops {
+			c.apply(op)
+		}
 	}
-	c.spare = buf[:0]
+	clear(ops) // drop the names
+	c.spare, c.spareOps = buf[:0], ops[:0]
 	c.synced.Broadcast()
 }
 
-// snapshotLocked encodes the live state as a fresh journal, sorted by name so
-// that the same state always makes the same bytes.
-func (c *CursorStore) snapshotLocked() []byte {
-	names := make([]string, 0, len(c.offsets))
-	for k := range c.offsets {
-		names = append(names, k)
+// snapshotLocked encodes, as a fresh journal, the state that ops produce
+// from the current one, sorted by name so that the same state always makes
+// the same bytes.
+func (c *CursorStore) snapshotLocked(ops []cursorOp) []byte {
+	state := maps.Clone(c.offsets)
+	for _, op := range ops {
+		if op.kind == cursorKindSet {
+			state[op.name] = op.offset
+		} else {
+			delete(state, op.name)
+		}
 	}
-	sort.Strings(names)
-	b := make([]byte, 0, c.liveSize)
+	names := slices.Sorted(maps.Keys(state))
+	b := make([]byte, 0, c.liveSize+int64(len(ops))*cursorEntryHeader)
 	for _, name := range names {
-		b = appendCursorEntry(b, cursorKindSet, name, c.offsets[name])
+		b = appendCursorEntry(b, cursorKindSet, name, state[name])
 	}
 	return b
 }
@@ -445,13 +478,25 @@ func (c *CursorStore) compact(snapshot []byte) (*os.File, error) {
 func (c *CursorStore) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closing {
+		for !c.closed {
+			c.synced.Wait()
+		}
+		return nil
+	}
+	// Refuse new commits first: under a steady stream of them, waiting for
+	// a moment with no flush under way could take forever.
+	c.closing = true
 	for c.flushing {
 		c.synced.Wait()
 	}
-	if c.closed {
-		return nil
+	// Commits still waiting for a flush are written now, so that a commit
+	// racing with Close either completes or fails with ErrClosed.
+	if len(c.pending) > 0 && c.flushErr == nil {
+		c.flushLocked()
 	}
 	c.closed = true
+	c.synced.Broadcast()
 	if err := c.f.Close(); err != nil {
 		return fmt.Errorf("close cursor journal %s: %w", c.path, err)
 	}

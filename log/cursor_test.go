@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -376,5 +377,72 @@ func TestLogCursorsBesideStream(t *testing.T) {
 	}
 	if first := l.FirstOffset(); first == 0 || first > floor {
 		t.Errorf("after retention below the slowest cursor %d, first offset is %d", floor, first)
+	}
+}
+
+// TestCursorCommitsRacingClose commits from many goroutines while the store
+// closes: every commit either returns nil and is found after reopening, or
+// returns ErrClosed; nothing in between.
+func TestCursorCommitsRacingClose(t *testing.T) {
+	dir := t.TempDir()
+	c, _, err := OpenCursors(dir)
+	cursorMust(t, err)
+	const workers = 8
+	last := make([]int64, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := int64(1); ; i++ {
+				err := c.Commit(fmt.Sprintf("w%d", w), i)
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("commit racing close: %v, want nil or ErrClosed", err)
+					return
+				}
+				last[w] = i
+			}
+		}(w)
+	}
+	for {
+		if _, ok := c.Get("w0"); ok {
+			break
+		}
+		runtime.Gosched()
+	}
+	cursorMust(t, c.Close())
+	wg.Wait()
+
+	re := openCursorsT(t, dir)
+	for w := 0; w < workers; w++ {
+		got, _ := re.Get(fmt.Sprintf("w%d", w))
+		if got != last[w] {
+			t.Errorf("w%d = %d after reopen, but its last successful commit was %d", w, got, last[w])
+		}
+	}
+}
+
+// TestCursorFailedFlushIsNotVisible breaks the journal's file under the
+// store: the commit fails, and Get and Min go on reporting only what is on
+// disk, since a work queue deletes segments below Min.
+func TestCursorFailedFlushIsNotVisible(t *testing.T) {
+	c := openCursorsT(t, t.TempDir())
+	cursorMust(t, c.Commit("slow", 10))
+	cursorMust(t, c.Commit("fast", 50))
+	c.f.Close() // every later write fails
+	if err := c.Commit("slow", 40); err == nil {
+		t.Fatal("commit to a broken journal succeeded")
+	}
+	if got, _ := c.Get("slow"); got != 10 {
+		t.Errorf("Get after a failed commit = %d, want the durable 10", got)
+	}
+	if min, _ := c.Min(); min != 10 {
+		t.Errorf("Min after a failed commit = %d, want the durable 10", min)
+	}
+	if err := c.Commit("fast", 60); err == nil {
+		t.Error("the store accepted a commit after a failed flush")
 	}
 }
