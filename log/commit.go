@@ -250,9 +250,12 @@ func (l *Log) commitLocked() {
 			l.active().unsynced = false
 		}
 	}
-	l.announce()
 	if err == nil && l.opts.Sync != SyncInterval {
+		// Readers see records once they are durable, so they are woken
+		// here, after the store, and not on the write: a waiter woken
+		// before it would find nothing new and sleep through this commit.
 		l.durable.Store(l.next.Load())
+		l.announce()
 	}
 	l.mu.Lock()
 	if err != nil {
@@ -273,8 +276,9 @@ func (l *Log) commitLocked() {
 // durable whatever the policy. writeMu must be held.
 func (l *Log) syncLocked() error {
 	next := l.next.Load()
+	prev := l.durable.Load()
 	s := l.active()
-	if next <= l.durable.Load() && !s.unsynced {
+	if next <= prev && !s.unsynced {
 		return nil
 	}
 	err := fdatasync(s.f)
@@ -288,6 +292,9 @@ func (l *Log) syncLocked() error {
 	}
 	l.cond.Broadcast()
 	l.mu.Unlock()
+	if err == nil && next > prev {
+		l.announce() // the records become visible to readers
+	}
 	l.finishAcks(err)
 	return err
 }

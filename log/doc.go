@@ -17,7 +17,14 @@
 // # Reading
 //
 // A Reader walks the stream from an offset or a timestamp and waits for new
-// records without polling. Records it returns are slices of the mapped
+// records without polling. It sees a record once its append is
+// acknowledged (below DurableOffset), not as soon as it is written: under
+// SyncAlways and SyncInterval a written record can still be erased by a
+// power loss before its fsync, and its offset would then be reused by a
+// different record after the restart, so a consumer that had processed it
+// and committed its cursor past it would skip the new one without knowing.
+// Wait and Changed wake when the durable offset advances; under SyncNever
+// records are acknowledged, and visible, once written. Records it returns are slices of the mapped
 // segment (or, for compressed batches, of a buffer the Reader owns); they
 // are valid until the Reader's Release or Close, and the Reader keeps the
 // segments it read from mapped until then, even if retention deletes them.

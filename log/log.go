@@ -178,8 +178,8 @@ type Log struct {
 	mapped  atomic.Int64               // bytes of all live mappings
 	clock   atomic.Int64               // LRU ticks
 	first   atomic.Int64
-	next    atomic.Int64 // records below are written and readable
-	durable atomic.Int64 // records below are acknowledged
+	next    atomic.Int64 // records below are written
+	durable atomic.Int64 // records below are acknowledged, and readable
 	floor   atomic.Int64
 
 	// Append side, guarded by mu. cond signals progress of durable, free
@@ -279,22 +279,32 @@ func (l *Log) Recovery() RecoveryReport { return l.report }
 // NextOffset when the log is empty).
 func (l *Log) FirstOffset() int64 { return l.first.Load() }
 
-// NextOffset returns the offset the next record will be readable at: every
+// NextOffset returns the offset the next record will be written at: every
 // offset below it has been written. It can lag offsets already returned by
-// Append until their batch is written.
+// Append until their batch is written. Readers see records only below
+// DurableOffset, which lags NextOffset until the written records are
+// acknowledged.
 func (l *Log) NextOffset() int64 { return l.next.Load() }
 
-// LastOffset returns the offset of the newest readable record, or
-// FirstOffset()-1 when the log is empty.
+// LastOffset returns the offset of the newest written record, or
+// FirstOffset()-1 when the log is empty. It may not be readable yet: see
+// DurableOffset.
 func (l *Log) LastOffset() int64 { return l.next.Load() - 1 }
 
 // DurableOffset returns the offset below which every record is
-// acknowledged under the log's sync policy.
+// acknowledged under the log's sync policy. It is also the end of what
+// Readers see: a record becomes visible when its append is acknowledged,
+// not when it is written, so that a consumer never processes (and commits
+// its cursor past) a record that a power loss before its fsync would erase
+// and whose offset would then go to another record. Under SyncNever it
+// equals NextOffset once a commit is done.
 func (l *Log) DurableOffset() int64 { return l.durable.Load() }
 
-// Changed returns a channel that is closed when records are appended after
-// the call or the log closes. A tailing consumer takes the channel, checks
-// NextOffset, and waits on it; no polling is needed.
+// Changed returns a channel that is closed when the durable offset
+// advances after the call (records become visible to readers), when a
+// Truncate moves the end of the log, or when the log closes. A write that
+// is not yet acknowledged does not close it. A tailing consumer takes the
+// channel, checks DurableOffset, and waits on it; no polling is needed.
 func (l *Log) Changed() <-chan struct{} {
 	l.notifyMu.Lock()
 	defer l.notifyMu.Unlock()

@@ -50,8 +50,11 @@ func (l *Log) NewReader(off int64) (*Reader, error) {
 // Offset returns the offset of the record the next call to Next returns.
 func (r *Reader) Offset() int64 { return r.off }
 
-// SeekOffset positions the reader at off, which may be NextOffset() to tail the
-// log. It returns ErrOffsetOutOfRange outside [FirstOffset, NextOffset].
+// SeekOffset positions the reader at off, which may be DurableOffset() or
+// NextOffset() to tail the log. It returns ErrOffsetOutOfRange outside
+// [FirstOffset, NextOffset]. An offset at or past DurableOffset (written but
+// not yet acknowledged) is not an error: it reads like the end of the log,
+// Next returning io.EOF until the record there is acknowledged.
 func (r *Reader) SeekOffset(off int64) error {
 	if r.closed {
 		return ErrClosed
@@ -73,8 +76,8 @@ func (r *Reader) SeekOffset(off int64) error {
 }
 
 // SeekTime positions the reader at the first record whose timestamp (Unix
-// nanoseconds) is at or after ts, or at NextOffset if there is none.
-// Timestamps are expected to rise with offsets; where producers supplied
+// nanoseconds) is at or after ts, or at the end of what readers see
+// (DurableOffset, see Next) if there is none. Timestamps are expected to rise with offsets; where producers supplied
 // them out of order the result is a record at or after ts, not necessarily
 // the first.
 func (r *Reader) SeekTime(ts int64) error {
@@ -89,7 +92,7 @@ func (r *Reader) SeekTime(ts int64) error {
 		}
 	}
 	if target == nil {
-		return r.SeekOffset(r.l.NextOffset())
+		return r.SeekOffset(r.l.DurableOffset())
 	}
 	if err := r.use(target); err != nil {
 		return r.SeekOffset(r.l.FirstOffset())
@@ -108,6 +111,12 @@ func (r *Reader) SeekTime(ts int64) error {
 	for {
 		err := r.Next(&rec)
 		if err == io.EOF {
+			// The index may have led past the durable end into records
+			// readers do not see yet: stop at that end, as when nothing
+			// matches.
+			if d := r.l.DurableOffset(); r.off > d {
+				return r.SeekOffset(d)
+			}
 			return nil
 		}
 		if err != nil {
@@ -123,6 +132,14 @@ func (r *Reader) SeekTime(ts int64) error {
 // when the reader has caught up with the log (Wait then blocks until there
 // is more), ErrOffsetOutOfRange if retention removed the records under the
 // reader, and a *CorruptError for a damaged batch.
+//
+// Next returns only acknowledged records, those below DurableOffset: a
+// record is visible once its append is acknowledged under the sync policy,
+// not when it is written. Under SyncAlways and SyncInterval a written
+// record can still be erased by a power loss before its fsync, and after
+// the restart its offset goes to another record; a consumer that had read
+// it and committed its cursor past it would skip that other record. Under
+// SyncNever acknowledged means written, so records are visible at once.
 func (r *Reader) Next(rec *Record) error {
 	if r.closed {
 		return ErrClosed
@@ -146,8 +163,19 @@ func (r *Reader) Next(rec *Record) error {
 	}
 }
 
-// loadBatch moves to the batch holding r.off.
+// loadBatch moves to the batch holding r.off, if that record is durable.
 func (r *Reader) loadBatch() error {
+	// The durable offset is loaded before any segment size: every batch
+	// below it is published (flushStaged stores sizes before the commit
+	// stores durable), and it is always at a batch boundary, so the batch
+	// holding r.off lies wholly below it.
+	durable := r.l.durable.Load()
+	if r.off >= durable {
+		if r.l.isClosed() {
+			return ErrClosed
+		}
+		return io.EOF
+	}
 	for {
 		if r.seg == nil {
 			if err := r.SeekOffset(r.off); err != nil {
@@ -165,7 +193,7 @@ func (r *Reader) loadBatch() error {
 			}
 			next := r.l.segmentFor(s.next.Load())
 			if next == nil || next == s {
-				if r.off >= r.l.NextOffset() {
+				if r.off >= r.l.DurableOffset() {
 					return io.EOF
 				}
 				return fmt.Errorf("read offset %d of stream %q: %w", r.off, r.l.name, ErrOffsetOutOfRange)
@@ -209,7 +237,8 @@ func (r *Reader) loadBatch() error {
 			return r.corrupt(pos, err)
 		}
 		r.batch, r.batchPos, r.batchTS = recs, pos, h.firstTS
-		r.batchNext, r.batchEnd = r.off, h.next()
+		// min only guards the boundary invariant above.
+		r.batchNext, r.batchEnd = r.off, min(h.next(), durable)
 		return nil
 	}
 }
@@ -265,15 +294,18 @@ func (r *Reader) use(s *segment) error {
 }
 
 // Wait blocks until a record at the reader's offset can be read, the
-// context ends, or the log closes (ErrClosed). It does not poll: it sleeps
-// on the log's Changed channel.
+// context ends, or the log closes (ErrClosed). A record can be read once it
+// is acknowledged (see Next), so under SyncAlways and SyncInterval Wait
+// returns after the fsync that covers the record, not after its write. It
+// does not poll: it sleeps on the log's Changed channel, which the commit
+// goroutine closes when the durable offset advances.
 func (r *Reader) Wait(ctx context.Context) error {
 	for {
 		if r.closed {
 			return ErrClosed
 		}
 		ch := r.l.Changed()
-		if r.off < r.l.NextOffset() {
+		if r.off < r.l.DurableOffset() {
 			return nil
 		}
 		if r.l.isClosed() {
