@@ -456,6 +456,9 @@ func (l *Log) seal(s *segment) error {
 }
 
 // createSegment makes and maps a new, empty, preallocated segment file.
+// On failure nothing of it is left: not the file descriptor, not the
+// mapping, and not the file, whose blocks a full disk wants back and which
+// would otherwise become an empty last segment at the next Open.
 func (l *Log) createSegment(base int64) (*segment, error) {
 	path := segmentPath(l.dir, base, segmentExt)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -464,18 +467,21 @@ func (l *Log) createSegment(base int64) (*segment, error) {
 	}
 	s := &segment{base: base, dir: l.dir, f: f, idx: newSegIndex(), capacity: l.opts.SegmentBytes, lastBatchPos: -1}
 	s.next.Store(base)
+	fail := func(err error) (*segment, error) {
+		l.mapped.Add(-s.remove()) // unmaps if mapped, closes f
+		_ = os.Remove(path)
+		return nil, err
+	}
 	if err := preallocate(f, s.capacity); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("stream %q: preallocate segment %d: %w", l.name, base, err)
+		return fail(fmt.Errorf("stream %q: preallocate segment %d: %w", l.name, base, err))
 	}
 	n, err := s.mapWriter()
 	if err != nil {
-		_ = f.Close()
-		return nil, err
+		return fail(err)
 	}
 	l.mapped.Add(n)
 	if err := syncDir(l.dir); err != nil {
-		return nil, fmt.Errorf("stream %q: sync directory: %w", l.name, err)
+		return fail(fmt.Errorf("stream %q: sync directory: %w", l.name, err))
 	}
 	return s, nil
 }
