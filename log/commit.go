@@ -472,7 +472,7 @@ func (l *Log) createSegment(base int64) (*segment, error) {
 		_ = os.Remove(path)
 		return nil, err
 	}
-	if err := preallocate(f, s.capacity); err != nil {
+	if err := allocate(f, s.capacity); err != nil {
 		return fail(fmt.Errorf("stream %q: preallocate segment %d: %w", l.name, base, err))
 	}
 	n, err := s.mapWriter()

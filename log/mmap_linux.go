@@ -31,15 +31,32 @@ func munmap(b []byte) error {
 	return unix.Munmap(b)
 }
 
-// preallocate reserves size bytes for f so that appends do not allocate
+// allocate reserves size bytes for f so that appends do not allocate
 // blocks (and, on flash, do not fragment) one write at a time. Filesystems
-// without fallocate get a sparse file of the same size instead.
-func preallocate(f *os.File, size int64) error {
+// without fallocate get a sparse file of the same size instead. It fails
+// with ENOSPC on a full disk: createSegment uses it, and a new segment is
+// better not made than made without its space.
+func allocate(f *os.File, size int64) error {
 	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
+		return f.Truncate(size)
+	}
+	return err
+}
+
+// preallocate is allocate for Open, which uses it to extend the last
+// segment to the segment size: on ENOSPC it falls back to the sparse
+// extension used where fallocate is unsupported. Failing there would keep
+// a stream on a full disk from opening, and so keep retention from ever
+// running to free the space; sparse, the stream opens and its appends
+// allocate blocks as they write, failing cleanly with ENOSPC if there are
+// still none.
+func preallocate(f *os.File, size int64) error {
+	err := allocate(f, size)
+	if errors.Is(err, unix.ENOSPC) {
 		return f.Truncate(size)
 	}
 	return err

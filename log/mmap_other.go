@@ -25,6 +25,8 @@ func munmap(b []byte) error {
 	return unix.Munmap(b)
 }
 
+func allocate(f *os.File, size int64) error { return f.Truncate(size) }
+
 func preallocate(f *os.File, size int64) error { return f.Truncate(size) }
 
 func zeroRange(f *os.File, off, n int64) error { return writeZeros(f, off, n) }
