@@ -101,11 +101,21 @@ func (l *Log) truncateLocked(off int64) error {
 	for segs[i] != s {
 		i++
 	}
-	for _, later := range segs[i+1:] {
+	// The later segments go first, newest first, each deletion made
+	// durable by a directory fsync before the next one and before the cut
+	// below: a crash at any point leaves a prefix of the segments, whose
+	// offsets run on without a gap. Deleted in one go with a single fsync,
+	// or after the cut, a crash could keep a later segment behind a
+	// deleted or shortened one, a hole that recovery reports as damage.
+	for j := len(segs) - 1; j > i; j-- {
+		later := segs[j]
 		if err := later.removeFiles(); err != nil {
 			return fmt.Errorf("stream %q: delete segment %d: %w", l.name, later.base, err)
 		}
 		l.mapped.Add(-later.remove())
+		if err := syncDir(l.dir); err != nil {
+			return fmt.Errorf("stream %q: sync directory after deleting segment %d: %w", l.name, later.base, err)
+		}
 	}
 	kept := append([]*segment(nil), segs[:i+1]...)
 
