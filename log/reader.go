@@ -77,9 +77,9 @@ func (r *Reader) SeekOffset(off int64) error {
 
 // SeekTime positions the reader at the first record whose timestamp (Unix
 // nanoseconds) is at or after ts, or at the end of what readers see
-// (DurableOffset, see Next) if there is none. Timestamps are expected to rise with offsets; where producers supplied
-// them out of order the result is a record at or after ts, not necessarily
-// the first.
+// (DurableOffset, see Next) if there is none. Timestamps are expected to
+// rise with offsets; where producers supplied them out of order the result
+// is a record at or after ts, not necessarily the first.
 func (r *Reader) SeekTime(ts int64) error {
 	if r.closed {
 		return ErrClosed
