@@ -325,7 +325,7 @@ func benchWorkingSet(b *testing.B, r *Router[int], seq [][]byte) {
 	b.StopTimer()
 	hits := 0
 	for _, s := range seq {
-		if r.cache != nil && r.cache.get(string(s)) != nil {
+		if r.cache != nil && r.cache.get(string(s), r.cache.hash(string(s))) != nil {
 			hits++
 		}
 		r.MatchBytes(s, &res)

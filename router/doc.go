@@ -58,7 +58,16 @@
 //
 // A Router is safe for concurrent use. Match first looks the subject up in
 // a cache of recent results that takes no lock; on a miss it walks the trie
-// under a read lock, so matches from every event loop run in parallel. A
+// under a read lock, so matches from every event loop run in parallel.
+// Not every missed subject is cached: a small frequency sketch (TinyLFU's
+// count-min sketch of 4-bit counters, halved as traffic passes) counts the
+// matches of each subject, and a missed subject takes a cached one's place
+// only if it has been matched clearly more often. An edge gateway's
+// thousands of devices, each publishing on its own subject, outnumber the
+// cache; caching every miss would allocate and evict on every match for
+// nearly no hits, while with the rule the cache keeps a fixed part of them
+// and the rest walk the trie without allocating, at the cost of no cache,
+// and the few subjects that carry most of a skewed load stay cached. A
 // writer (Insert, Remove) holds the write lock only while it changes its own
 // path, well under a microsecond; it sweeps the cache after releasing it.
 // Inserting or removing a pattern drops from the cache exactly the subjects
