@@ -90,7 +90,9 @@ pub_sub_5() { pub_sub "$1" "$2" 5; }
 # mode subscribes its responders as one queue group).
 request_reply() {
 	local responders=$3 clients=$4 what=$5
-	nats -s "$1" bench service serve bench.rr --clients "$responders" --no-progress >/dev/null 2>&1 &
+	# Started directly, not through the nats function, so that $! is the
+	# CLI's own pid and kill reaches it.
+	"$bin/nats" --no-context -s "$1" bench service serve bench.rr --clients "$responders" --no-progress >/dev/null 2>&1 &
 	local sp=$!
 	sleep 0.5
 	local out
