@@ -98,7 +98,7 @@ const admitMargin = 5
 // the set lookup that the 10% of hits do not quite pay back. A hot subject,
 // which the sampling slows down, still gets in within a few dozen misses;
 // hits all count, and once a hot subject's counters are full, counting
-// it reads and writes nothing more.
+// it is one load and writes nothing.
 const missSample = 4
 
 // ways is the number of slots a subject may occupy.
