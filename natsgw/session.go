@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
 )
 
@@ -116,6 +115,12 @@ type Session struct {
 	// Reused on every publish; only this session's loop touches them.
 	res router.Result[*subscription]
 	out []byte
+
+	// Deliveries gathered during one Feed (batch.go), and the message
+	// counts added to the server's statistics once per Feed.
+	batches         [maxBatches]outBatch
+	nbatch          int
+	inMsgs, inBytes int64
 }
 
 // Open starts a session on a new connection and sends the INFO line.
@@ -160,6 +165,12 @@ func (ss *Session) Feed(in []byte) (consumed int, err error) {
 		ss.stalledOn, ss.stalls = nil, 0
 	}
 	consumed, err = ss.parser.Parse(in, ss)
+	ss.flushBatches()
+	if ss.inMsgs > 0 {
+		ss.srv.stats.InMsgs.Add(ss.inMsgs)
+		ss.srv.stats.InBytes.Add(ss.inBytes)
+		ss.inMsgs, ss.inBytes = 0, 0
+	}
 	if ss.stalledOn != nil && err == nil {
 		ss.stall()
 	}
@@ -195,6 +206,7 @@ func (ss *Session) HandleOp(op *Op) error {
 			return err
 		}
 	case OpPing:
+		ss.flushBatches()
 		return ss.conn.Write(pongLine)
 	case OpPong:
 		ss.pingsOut = 0
@@ -214,6 +226,7 @@ func (ss *Session) HandleOp(op *Op) error {
 		ss.unsubscribe(op)
 	}
 	if ss.verbose {
+		ss.flushBatches()
 		return ss.conn.Write(okLine)
 	}
 	return nil
@@ -248,8 +261,8 @@ func (ss *Session) connect(raw []byte) error {
 // not keep.
 func (ss *Session) publish(op *Op) error {
 	srv := ss.srv
-	srv.stats.InMsgs.Add(1)
-	srv.stats.InBytes.Add(int64(len(op.Header) + len(op.Payload)))
+	ss.inMsgs++
+	ss.inBytes += int64(len(op.Header) + len(op.Payload))
 	if ss.pedantic {
 		if err := router.ValidateSubject(string(op.Subject)); err != nil {
 			return ErrInvalidSubj
@@ -258,6 +271,9 @@ func (ss *Session) publish(op *Op) error {
 	if err := srv.router.MatchBytes(op.Subject, &ss.res); err != nil {
 		return ErrInvalidSubj
 	}
+	// Like nats-server, "no responders" means no interest: a request that
+	// reached a subscriber whose connection was closing is not answered
+	// with a 503.
 	delivered := 0
 	for _, sub := range ss.res.Subs {
 		if sub.session == ss && !ss.echo {
@@ -287,8 +303,8 @@ func (ss *Session) skipMember(sub *subscription) bool {
 	return sub.removed.Load() || (sub.session == ss && !ss.echo)
 }
 
-// deliver writes one MSG or HMSG to the subscription's connection and
-// reports whether it was sent.
+// deliver queues one MSG or HMSG for the subscription's connection and
+// reports whether the subscription takes it (false past its UNSUB limit).
 func (ss *Session) deliver(sub *subscription, op *Op) bool {
 	// Every delivery counts, so that "UNSUB <sid> <max>" limits the total
 	// as the client library expects, whenever it arrives.
@@ -307,30 +323,23 @@ func (ss *Session) deliver(sub *subscription, op *Op) bool {
 		// as nats-server does.
 		header = nil
 	}
-	out := AppendMsgLine(ss.out[:0], op.Subject, sub.sid, op.Reply, len(header), len(op.Payload))
-	out = append(out, header...)
-	out = append(out, op.Payload...)
-	out = append(out, crlf...)
-	ss.out = out
-	if err := sub.session.conn.Write(out); err != nil {
-		// A receiver that is closing is not slow; only a full queue is.
-		if errors.Is(err, lnet.ErrSlowConsumer) {
-			ss.srv.stats.SlowConsumers.Add(1)
-		}
-		return false
-	}
-	ss.srv.stats.OutMsgs.Add(1)
-	ss.srv.stats.OutBytes.Add(int64(len(header) + len(op.Payload)))
-	if ss.stalledOn == nil && sub.session.conn.Congested() {
-		ss.stalledOn = sub.session.conn
-	}
+	ss.deliverTo(sub.session.conn, op, sub.sid, header)
 	return true
+}
+
+// appendMsg appends the whole MSG or HMSG of op for subscription sid.
+func appendMsg(dst []byte, op *Op, sid string, header []byte) []byte {
+	dst = AppendMsgLine(dst, op.Subject, sid, op.Reply, len(header), len(op.Payload))
+	dst = append(dst, header...)
+	dst = append(dst, op.Payload...)
+	return append(dst, crlf...)
 }
 
 // sendNoResponders tells this client that nobody listens on the subject of
 // its request, by a 503 status message on its own subscriptions to the
 // reply subject.
 func (ss *Session) sendNoResponders(reply []byte) {
+	ss.flushBatches()
 	if err := ss.srv.router.MatchBytes(reply, &ss.res); err != nil {
 		return
 	}
@@ -443,6 +452,7 @@ func (ss *Session) Closed() {
 }
 
 func (ss *Session) sendErr(text string) {
+	ss.flushBatches()
 	_ = ss.conn.Write(AppendErr(nil, text))
 }
 

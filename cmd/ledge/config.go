@@ -35,6 +35,8 @@ type config struct {
 
 	logLevel  string
 	logFormat string
+
+	cpuProfile string
 }
 
 const envPrefix = "LEDGE_"
@@ -57,6 +59,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.natsToken, "nats-token", "", "require this token from NATS clients")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (one readable line per event) or json")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` from start to shutdown (for go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, `ledge: a message broker for edge gateways.
 

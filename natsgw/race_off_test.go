@@ -1,0 +1,5 @@
+//go:build !race
+
+package natsgw
+
+const raceEnabled = false
