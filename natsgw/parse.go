@@ -162,20 +162,36 @@ func (p *Parser) parseOne(b []byte, h OpHandler) (int, error) {
 	op := &p.op
 	*op = Op{}
 	switch {
-	case equalFold(verb, "PUB"):
+	case equalFold(verb, "PUB"), equalFold(verb, "HPUB"):
+		// PUB <subject> [reply] <size>; HPUB adds <header size> before
+		// <total size>.
+		hpub := len(verb) == len("HPUB")
+		sizes := 1
+		if hpub {
+			sizes = 2
+		}
 		n := p.splitArgs(args)
-		if n != 2 && n != 3 {
+		if n != 1+sizes && n != 2+sizes {
 			return 0, ErrBadArgs
 		}
 		size, ok := parseSize(p.args[n-1])
 		if !ok {
 			return 0, ErrBadArgs
 		}
+		hsize := 0
+		if hpub {
+			if hsize, ok = parseSize(p.args[n-2]); !ok || hsize > size {
+				return 0, ErrBadArgs
+			}
+		}
 		if size > p.maxPayload() {
 			return 0, ErrMaxPayload
 		}
 		op.Kind, op.Subject = OpPub, p.args[0]
-		if n == 3 {
+		if hpub {
+			op.Kind = OpHPub
+		}
+		if n == 2+sizes {
 			op.Reply = p.args[1]
 		}
 		total, st := p.payload(b, rest, size, op)
@@ -186,37 +202,11 @@ func (p *Parser) parseOne(b []byte, h OpHandler) (int, error) {
 		case bodyBadEnd:
 			return 0, ErrMissingPayloadCRLF
 		}
-		p.scanned = 0
-		return total, h.HandleOp(op)
-
-	case equalFold(verb, "HPUB"):
-		n := p.splitArgs(args)
-		if n != 3 && n != 4 {
-			return 0, ErrBadArgs
-		}
-		hsize, ok1 := parseSize(p.args[n-2])
-		size, ok2 := parseSize(p.args[n-1])
-		if !ok1 || !ok2 || hsize > size {
-			return 0, ErrBadArgs
-		}
-		if size > p.maxPayload() {
-			return 0, ErrMaxPayload
-		}
-		op.Kind, op.Subject = OpHPub, p.args[0]
-		if n == 4 {
-			op.Reply = p.args[1]
-		}
-		total, st := p.payload(b, rest, size, op)
-		switch st {
-		case bodyPartial:
-			p.scanned = nl
-			return 0, nil
-		case bodyBadEnd:
-			return 0, ErrMissingPayloadCRLF
-		}
-		op.Header, op.Payload = op.Payload[:hsize], op.Payload[hsize:]
-		if !validHeaderBlock(op.Header) {
-			return 0, ErrBadHeaders
+		if hpub {
+			op.Header, op.Payload = op.Payload[:hsize], op.Payload[hsize:]
+			if !validHeaderBlock(op.Header) {
+				return 0, ErrBadHeaders
+			}
 		}
 		p.scanned = 0
 		return total, h.HandleOp(op)
