@@ -44,7 +44,7 @@ func Example() {
 	}
 	r.Release()
 
-	// Tailing: Wait sleeps until the next append.
+	// Tailing: Wait sleeps until the next append is acknowledged.
 	go func() { _, _ = l.Append(&rec, nil) }()
 	if err := r.Wait(context.Background()); err == nil && r.Next(&m) == nil {
 		fmt.Println("woke for offset", m.Offset)

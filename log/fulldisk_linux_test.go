@@ -1,42 +1,18 @@
 package log
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 )
 
-const fullDiskEnv = "LEDGE_FULLDISK_DIR"
-
 // TestRollOnFullDisk runs TestRollOnFullDiskChild on a small tmpfs of its
 // own, mounted in a user and mount namespace; it is skipped where the
 // system does not allow those.
-func TestRollOnFullDisk(t *testing.T) {
-	if os.Getenv(fullDiskEnv) != "" {
-		t.Skip("this is the child")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("no unshare")
-	}
-	dir := t.TempDir()
-	probe := exec.Command("unshare", "-rm", "sh", "-c", `mount -t tmpfs -o size=4k tmpfs "$0"`, dir)
-	if out, err := probe.CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs in a namespace: %v %s", err, out)
-	}
-	cmd := exec.Command("unshare", "-rm", "sh", "-c",
-		`mount -t tmpfs -o size=192k tmpfs "$0" && exec "$1" -test.run='^TestRollOnFullDiskChild$' -test.count=1 -test.v`,
-		dir, os.Args[0])
-	cmd.Env = append(os.Environ(), fullDiskEnv+"="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestRollOnFullDiskChild")) {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-}
+func TestRollOnFullDisk(t *testing.T) { runOnTinyFS(t, "TestRollOnFullDiskChild") }
 
 // TestRollOnFullDiskChild fills a 192 KiB file system until only the
 // sealing of the active segment fits, with the oldest segment below the
@@ -44,7 +20,7 @@ func TestRollOnFullDisk(t *testing.T) {
 // allocates the new one: allocating first fails on the full disk and
 // breaks the log for good, though retention was about to free the room.
 func TestRollOnFullDiskChild(t *testing.T) {
-	dir := os.Getenv(fullDiskEnv)
+	dir := os.Getenv(tinyFSEnv)
 	if dir == "" {
 		t.Skip("run by TestRollOnFullDisk")
 	}

@@ -1,41 +1,17 @@
 package log
 
 import (
-	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 )
 
-const openFullEnv = "LEDGE_OPENFULL_DIR"
-
 // TestOpenOnFullDisk runs TestOpenOnFullDiskChild on a small tmpfs of its
 // own, mounted in a user and mount namespace, as TestRollOnFullDisk does;
 // it is skipped where the system does not allow those.
-func TestOpenOnFullDisk(t *testing.T) {
-	if os.Getenv(openFullEnv) != "" {
-		t.Skip("this is the child")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("no unshare")
-	}
-	dir := t.TempDir()
-	probe := exec.Command("unshare", "-rm", "sh", "-c", `mount -t tmpfs -o size=4k tmpfs "$0"`, dir)
-	if out, err := probe.CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs in a namespace: %v %s", err, out)
-	}
-	cmd := exec.Command("unshare", "-rm", "sh", "-c",
-		`mount -t tmpfs -o size=192k tmpfs "$0" && exec "$1" -test.run='^TestOpenOnFullDiskChild$' -test.count=1 -test.v`,
-		dir, os.Args[0])
-	cmd.Env = append(os.Environ(), openFullEnv+"="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestOpenOnFullDiskChild")) {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-}
+func TestOpenOnFullDisk(t *testing.T) { runOnTinyFS(t, "TestOpenOnFullDiskChild") }
 
 // TestOpenOnFullDiskChild opens a stream whose last segment is shorter
 // than the segment size, as a roll leaves it when it has sealed the
@@ -43,7 +19,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 // no free block. Open must extend it sparsely rather than fail on the
 // fallocate: a stream that cannot open cannot run retention to free space.
 func TestOpenOnFullDiskChild(t *testing.T) {
-	dir := os.Getenv(openFullEnv)
+	dir := os.Getenv(tinyFSEnv)
 	if dir == "" {
 		t.Skip("run by TestOpenOnFullDisk")
 	}
