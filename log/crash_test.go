@@ -101,10 +101,7 @@ func TestCrashRecovery(t *testing.T) {
 	acked := make(map[int64]string)
 	var cursorAcked int64 // the highest cursor commit that returned
 	for round := 0; round < rounds; round++ {
-		args := []string{os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1"}
-		if emu := os.Getenv("LEDGE_TEST_EMULATOR"); emu != "" {
-			args = append([]string{emu}, args...)
-		}
+		args := childArgs("-test.run=^TestCrashChild$", "-test.count=1")
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
 		cmd.Stderr = os.Stderr

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"testing"
 )
 
@@ -107,4 +108,16 @@ func expectEOF(t testing.TB, r *Reader) {
 	if err := r.Next(&rec); !errors.Is(err, io.EOF) {
 		t.Fatalf("want io.EOF, got %v (offset %d)", err, rec.Offset)
 	}
+}
+
+// childArgs returns the command line that runs this test binary again with
+// args: under qemu-user without binfmt_misc an ARM binary cannot be
+// executed directly, so the emulator named by LEDGE_TEST_EMULATOR (say
+// qemu-arm-static) is put in front.
+func childArgs(args ...string) []string {
+	cmd := append([]string{os.Args[0]}, args...)
+	if emu := os.Getenv("LEDGE_TEST_EMULATOR"); emu != "" {
+		cmd = append([]string{emu}, cmd...)
+	}
+	return cmd
 }

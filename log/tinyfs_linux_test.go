@@ -25,9 +25,9 @@ func runOnTinyFS(t *testing.T, child string) {
 	if out, err := probe.CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs in a namespace: %v %s", err, out)
 	}
-	cmd := exec.Command("unshare", "-rm", "sh", "-c",
-		`mount -t tmpfs -o size=192k tmpfs "$0" && exec "$1" -test.run="^$2\$" -test.count=1 -test.v`,
-		dir, os.Args[0], child)
+	sh := append([]string{"-rm", "sh", "-c", `mount -t tmpfs -o size=192k tmpfs "$0" && exec "$@"`, dir},
+		childArgs("-test.run=^"+child+"$", "-test.count=1", "-test.v")...)
+	cmd := exec.Command("unshare", sh...)
 	cmd.Env = append(os.Environ(), tinyFSEnv+"="+dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+child)) {

@@ -29,8 +29,8 @@ func TestTruncateDeletesDurablyNewestFirst(t *testing.T) {
 	}
 	dir := t.TempDir()
 	trace := filepath.Join(t.TempDir(), "trace")
-	cmd := exec.Command("strace", "-f", "-o", trace, "-e", "trace=openat,unlinkat,fsync,ftruncate",
-		os.Args[0], "-test.run=^TestTruncateOrderChild$", "-test.count=1", "-test.v")
+	cmd := exec.Command("strace", append([]string{"-f", "-o", trace, "-e", "trace=openat,unlinkat,fsync,ftruncate"},
+		childArgs("-test.run=^TestTruncateOrderChild$", "-test.count=1", "-test.v")...)...)
 	cmd.Env = append(os.Environ(), truncateOrderEnv+"="+dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil && (strings.Contains(string(out), "PTRACE") || strings.Contains(string(out), "ptrace")) {
