@@ -37,6 +37,10 @@ const (
 	maxStalls  = 10
 )
 
+// minSweep is the smallest subscription map that is swept for spent
+// entries.
+const minSweep = 64
+
 // Errors a session reports to its transport, which closes the connection
 // after flushing the -ERR line the session queued.
 var (
@@ -103,7 +107,11 @@ type Session struct {
 	name, lang   string
 	version      string
 
-	subs     map[string]*subscription // by sid
+	subs map[string]*subscription // by sid
+	// sweepAt is the size of subs at which entries removed by their UNSUB
+	// limit (on a publisher's loop, which cannot touch this map) are
+	// swept out; see subscribe.
+	sweepAt  int
 	pingsOut int
 	active   bool // input arrived since the last ping timer
 
@@ -128,13 +136,14 @@ type Session struct {
 // INFO.
 func (s *Server) Open(c Conn, remoteIP string) *Session {
 	ss := &Session{
-		srv:    s,
-		conn:   c,
-		id:     s.nextCID.Add(1),
-		remote: remoteIP,
-		echo:   true,
-		subs:   make(map[string]*subscription),
-		parser: Parser{MaxControlLine: s.opts.MaxControlLine, MaxPayload: s.opts.MaxPayload},
+		srv:     s,
+		conn:    c,
+		id:      s.nextCID.Add(1),
+		remote:  remoteIP,
+		echo:    true,
+		subs:    make(map[string]*subscription),
+		sweepAt: minSweep,
+		parser:  Parser{MaxControlLine: s.opts.MaxControlLine, MaxPayload: s.opts.MaxPayload},
 	}
 	info, _ := json.Marshal(s.info(ss.id, remoteIP))
 	line := make([]byte, 0, len(info)+8)
@@ -359,6 +368,19 @@ func (ss *Session) subscribe(op *Op) error {
 	sid := string(op.SID)
 	if old, dup := ss.subs[sid]; dup && !old.removed.Load() {
 		return errSidInUse
+	}
+	if len(ss.subs) >= ss.sweepAt {
+		// Old-style requests subscribe with "UNSUB <sid> 1" and never
+		// unsubscribe again; without this sweep their spent entries would
+		// pile up for the life of the connection. Sweeping when the map has
+		// doubled keeps it within twice the live subscriptions, at a cost
+		// spread over the subscribes.
+		for k, sub := range ss.subs {
+			if sub.removed.Load() {
+				delete(ss.subs, k)
+			}
+		}
+		ss.sweepAt = max(minSweep, 2*len(ss.subs))
 	}
 	sub := &subscription{
 		session: ss,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -89,5 +90,30 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*bc.perRead)/b.Elapsed().Seconds(), "msgs/s")
 		})
+	}
+}
+
+// TestSpentSubscriptionsDoNotAccumulate plays a long-lived client that makes
+// old-style requests (SUB, UNSUB <sid> 1, PUB, reply): the subscriptions
+// its replies use up must not pile up in its session.
+func TestSpentSubscriptionsDoNotAccumulate(t *testing.T) {
+	srv := newTestServer()
+	var reqConn, svcConn sink
+	svc := srv.Open(&svcConn, "127.0.0.1")
+	feedAll(t, svc, "SUB svc 1\r\n")
+	req := srv.Open(&reqConn, "127.0.0.1")
+	for i := 0; i < 10000; i++ {
+		inbox := fmt.Sprintf("_INBOX.%d", i)
+		feedAll(t, req, fmt.Sprintf("SUB %s %d\r\nUNSUB %d 1\r\nPUB svc %s 2\r\nhi\r\n", inbox, i+2, i+2, inbox))
+		feedAll(t, svc, fmt.Sprintf("PUB %s 2\r\nok\r\n", inbox))
+	}
+	if n := len(req.subs); n > 2*minSweep {
+		t.Errorf("after 10,000 one-shot requests the session holds %d subscriptions, want at most %d", n, 2*minSweep)
+	}
+	if n := srv.router.Count(); n != 1 {
+		t.Errorf("router holds %d subscriptions, want only the service's", n)
+	}
+	if got := strings.Count(string(reqConn.out), "MSG _INBOX."); got != 10000 {
+		t.Errorf("requester got %d replies, want 10000", got)
 	}
 }
