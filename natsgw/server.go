@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,13 +95,11 @@ type Stats struct {
 // Server is the NATS gateway: the state shared by its client sessions. It
 // is safe for concurrent use by the event loops.
 type Server struct {
-	opts     Options
-	id       string
-	router   *router.Router[*subscription]
-	nextCID  atomic.Uint64
-	stats    Stats
-	mu       sync.Mutex
-	sessions map[uint64]*Session
+	opts    Options
+	id      string
+	router  *router.Router[*subscription]
+	nextCID atomic.Uint64
+	stats   Stats
 }
 
 // NewServer returns a NATS gateway with its own subject router.
@@ -110,22 +107,14 @@ func NewServer(opts Options) *Server {
 	var id [11]byte
 	_, _ = rand.Read(id[:])
 	return &Server{
-		opts:     opts.withDefaults(),
-		id:       "LEDGE" + hex.EncodeToString(id[:]),
-		router:   router.New[*subscription](router.Options{}),
-		sessions: make(map[uint64]*Session),
+		opts:   opts.withDefaults(),
+		id:     "LEDGE" + hex.EncodeToString(id[:]),
+		router: router.New[*subscription](router.Options{}),
 	}
 }
 
 // Stats returns the gateway's counters.
 func (s *Server) Stats() *Stats { return &s.stats }
-
-// NumClients returns the number of connected sessions.
-func (s *Server) NumClients() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions)
-}
 
 // serverInfo is the INFO line's object, in the field names nats.go reads.
 type serverInfo struct {

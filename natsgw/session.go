@@ -3,7 +3,6 @@ package natsgw
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -104,8 +103,6 @@ type Session struct {
 	echo         bool
 	headers      bool
 	noResponders bool
-	name, lang   string
-	version      string
 
 	subs map[string]*subscription // by sid
 	// sweepAt is the size of subs at which entries removed by their UNSUB
@@ -151,9 +148,6 @@ func (s *Server) Open(c Conn, remoteIP string) *Session {
 	line = append(line, info...)
 	line = append(line, crlf...)
 	_ = c.Write(line)
-	s.mu.Lock()
-	s.sessions[ss.id] = ss
-	s.mu.Unlock()
 	return ss
 }
 
@@ -261,7 +255,6 @@ func (ss *Session) connect(raw []byte) error {
 	ss.headers = o.Headers
 	// No responders needs headers to carry the 503 status.
 	ss.noResponders = o.NoResponders && o.Headers
-	ss.name, ss.lang, ss.version = o.Name, o.Lang, o.Version
 	return nil
 }
 
@@ -465,9 +458,6 @@ func (ss *Session) AuthTimer() error {
 // leave the router. The transport calls it once, serialized with Feed and
 // the timers like every other callback of the connection.
 func (ss *Session) Closed() {
-	ss.srv.mu.Lock()
-	delete(ss.srv.sessions, ss.id)
-	ss.srv.mu.Unlock()
 	for _, sub := range ss.subs {
 		ss.srv.removeSub(sub)
 	}
@@ -476,9 +466,4 @@ func (ss *Session) Closed() {
 func (ss *Session) sendErr(text string) {
 	ss.flushBatches()
 	_ = ss.conn.Write(AppendErr(nil, text))
-}
-
-// String describes the session for logs.
-func (ss *Session) String() string {
-	return fmt.Sprintf("nats client %d (%s, %s %s)", ss.id, ss.remote, ss.lang, ss.version)
 }
