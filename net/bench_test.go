@@ -75,12 +75,7 @@ func BenchmarkEcho(b *testing.B) {
 	const clients = 4
 	forEachTransportBench(b, func(b *testing.B, tc transportCase) {
 		s := start(b, tc, &funcHandler{data: lineEcho}, func(o *Options) { o.MaxOutbound = 64 << 20 })
-		var ncs []stdnet.Conn
-		for i := 0; i < clients; i++ {
-			nc := dial(b, s)
-			nc.SetDeadline(time.Now().Add(time.Minute))
-			ncs = append(ncs, nc)
-		}
+		ncs := dialBench(b, s, clients)
 		per := b.N/clients + 1
 		b.SetBytes(int64(len(benchMsg)))
 		b.ReportAllocs()
@@ -103,12 +98,7 @@ func BenchmarkPingPong(b *testing.B) {
 	const clients = 16
 	forEachTransportBench(b, func(b *testing.B, tc transportCase) {
 		s := start(b, tc, &funcHandler{data: lineEcho}, nil)
-		var ncs []stdnet.Conn
-		for i := 0; i < clients; i++ {
-			nc := dial(b, s)
-			nc.SetDeadline(time.Now().Add(time.Minute))
-			ncs = append(ncs, nc)
-		}
+		ncs := dialBench(b, s, clients)
 		per := b.N/clients + 1
 		b.SetBytes(int64(len(benchMsg)))
 		b.ReportAllocs()
@@ -251,4 +241,16 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			waitFor(b, "every connection closed", func() bool { return s.Stats().ConnsOpen == 0 })
 		}
 	})
+}
+
+// dialBench opens n client connections for a benchmark, each with a
+// deadline that ends a stuck run instead of hanging it.
+func dialBench(b *testing.B, s *Server, n int) []stdnet.Conn {
+	ncs := make([]stdnet.Conn, 0, n)
+	for i := 0; i < n; i++ {
+		nc := dial(b, s)
+		nc.SetDeadline(time.Now().Add(time.Minute))
+		ncs = append(ncs, nc)
+	}
+	return ncs
 }
