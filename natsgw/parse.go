@@ -344,17 +344,19 @@ func parseSize(b []byte) (int, bool) {
 	if len(b) == 0 || len(b) > 10 {
 		return 0, false
 	}
-	n := 0
+	// Accumulate in 64 bits: ten digits overflow a 32-bit int, which on
+	// 32-bit ARM would wrap to a negative or small size.
+	var n uint64
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int(c-'0')
+		n = n*10 + uint64(c-'0')
 	}
 	if n > 1<<31-1 {
 		return 0, false
 	}
-	return n, true
+	return int(n), true
 }
 
 // equalFold reports whether b equals the upper-case ASCII word w, ignoring
