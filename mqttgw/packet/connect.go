@@ -235,7 +235,7 @@ func (c *Connack) decode(body []byte, level Level) error {
 	if level == Level5 {
 		c.Reason = ReasonCode(code)
 		if !c.Reason.ValidFor(TypeConnack) {
-			return newError(TypeConnack, MalformedPacket, "MQTT-3.2.2-8", "reason code 0x"+hex2(code)+" is not a CONNACK reason code")
+			return newError(TypeConnack, MalformedPacket, "MQTT-3.2.2-8", "reason code 0x"+hex2(code)+" is not a reason code of CONNACK")
 		}
 		if err := c.Properties.decode(&r, TypeConnack); err != nil {
 			return err

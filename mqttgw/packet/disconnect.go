@@ -67,7 +67,7 @@ func decodeReasoned(t Type, body []byte, level Level, rc *ReasonCode, p *Propert
 		c, _ := r.byte1("reason code")
 		*rc = ReasonCode(c)
 		if !rc.ValidFor(t) {
-			return newError(t, MalformedPacket, "MQTT 5.0 §2.4", "reason code 0x"+hex2(c)+" is not a "+t.String()+" reason code")
+			return newError(t, MalformedPacket, "MQTT 5.0 §2.4", "reason code 0x"+hex2(c)+" is not a reason code of "+t.String())
 		}
 		if len(r.b) > 0 {
 			if err := p.decode(&r, t); err != nil {

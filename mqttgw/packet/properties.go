@@ -413,11 +413,11 @@ func (p *Properties) decode(r *reader, ctx Type) error {
 		}
 		id := PropertyID(v)
 		if !id.allowed(ctx) {
-			where := "packet"
+			where := "a " + r.t.String()
 			if ctx == willContext {
-				where = "will properties"
+				where = "the will properties"
 			}
-			return newError(r.t, MalformedPacket, "MQTT 5.0 §2.2.2.2", id.String()+" is not allowed in this "+where)
+			return newError(r.t, MalformedPacket, "MQTT 5.0 §2.2.2.2", id.String()+" is not allowed in "+where)
 		}
 		if p.Present.Has(id) {
 			return newError(r.t, ProtocolError, "MQTT 5.0 §2.2.2.2", id.String()+" appears more than once")

@@ -137,7 +137,8 @@ func (a *Ack) decode(t Type, body []byte, level Level) error {
 			c, _ := r.byte1("reason code")
 			a.Reason = ReasonCode(c)
 			if !a.Reason.ValidFor(t) {
-				return newError(t, MalformedPacket, "MQTT-3.4.2-1", "reason code 0x"+hex2(c)+" is not a "+t.String()+" reason code")
+				// MQTT-3.4.2-1, MQTT-3.5.2-1, MQTT-3.6.2-1, MQTT-3.7.2-1.
+				return newError(t, MalformedPacket, "MQTT-3."+itoa(int(t))+".2-1", "reason code 0x"+hex2(c)+" is not a reason code of "+t.String())
 			}
 			if len(r.b) > 0 {
 				if err := a.Properties.decode(&r, t); err != nil {

@@ -159,7 +159,7 @@ func (s *Suback) decode(body []byte, level Level) error {
 	for _, c := range r.b {
 		rc := ReasonCode(c)
 		if level == Level5 && !rc.ValidFor(TypeSuback) || level != Level5 && !validSubackV3(rc) {
-			return newError(TypeSuback, MalformedPacket, "MQTT-3.9.3-2", "reason code 0x"+hex2(c)+" is not a SUBACK reason code")
+			return newError(TypeSuback, MalformedPacket, "MQTT-3.9.3-2", "reason code 0x"+hex2(c)+" is not a reason code of SUBACK")
 		}
 		s.ReasonCodes = append(s.ReasonCodes, rc)
 	}
@@ -282,7 +282,7 @@ func (u *Unsuback) decode(body []byte, level Level) error {
 	for _, c := range r.b {
 		rc := ReasonCode(c)
 		if !rc.ValidFor(TypeUnsuback) {
-			return newError(TypeUnsuback, MalformedPacket, "MQTT-3.11.3-2", "reason code 0x"+hex2(c)+" is not an UNSUBACK reason code")
+			return newError(TypeUnsuback, MalformedPacket, "MQTT-3.11.3-2", "reason code 0x"+hex2(c)+" is not a reason code of UNSUBACK")
 		}
 		u.ReasonCodes = append(u.ReasonCodes, rc)
 	}
