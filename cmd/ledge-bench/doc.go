@@ -1,0 +1,63 @@
+// Command ledge-bench is the load tool of ledge: it drives a broker with
+// many clients in one of eight scenarios and reports throughput, latency
+// percentiles and whether every message arrived once and in order. It
+// speaks NATS (nats.go) today; MQTT comes with ledge's MQTT gateway.
+//
+//	ledge-bench -scenario pubsub -count 1000000
+//	ledge-bench -scenario fanin -clients 1000 -rate 0.2 -duration 1m -subject 'site.{n}.temp'
+//	ledge-bench -scenario jspub -create-stream -clients 4 -duration 30s -json
+//
+// # Scenarios
+//
+//	pub        publish only, nobody subscribed
+//	pubsub     publisher n to subscriber n (-clients: pairs)
+//	fanout     1 publisher to N subscribers
+//	fanin      N publishers to 1 subscriber
+//	queue      publishers to a queue group of N workers, each message to one
+//	reqrep     requesters to a queue group of responders, one request at a time each
+//	jspub      durable publish into a stream, acks awaited in a window of -max-pending
+//	jsconsume  pull from a durable consumer with explicit acks
+//
+// -clients sets the scenario's many side (listed by ledge-bench -h);
+// -pubs and -subs set either side. Publisher n publishes on -subject with
+// {n} replaced by n; receivers subscribe to that subject (pubsub) or to
+// the wildcard over all of them ("site.*.temp").
+//
+// # Bounds
+//
+// -count is the number of messages of the run, split over the
+// publishers; -duration stops publishing after a time; with both, the
+// first reached ends it, and with neither the run sends 100,000. After
+// the publishers stop, receivers wait for what they are owed, and give
+// up when nothing has arrived for -grace: a run always ends by itself.
+// -rate paces each publisher evenly (it never bursts to catch up), and
+// -warmup publishes for a while before measuring.
+//
+// # What is measured
+//
+// Each message begins with a 20-byte header: the publisher's index, a
+// sequence number and the send time (payload.go). Receivers check the
+// sequence of every publisher they hear and count messages lost,
+// duplicated and out of order; a queue group is checked as one. Latency
+// goes into a log-bucketed histogram (1/128 relative precision, no
+// allocation per value) and is reported as p50, p90, p99, p99.9 and max:
+// publish to receive, or the request's round trip (reqrep), or publish to
+// the stored ack (jspub). Messages under 20 bytes carry no header and
+// are only counted. Sender and receivers share one clock, since they run
+// in one process.
+//
+// # Output
+//
+// On a terminal a progress line shows the rates while the run lasts;
+// in a pipe there is none. Then a summary for people, or with -json one
+// JSON object (Result in report.go). -plot FILE.svg draws the latency by
+// percentile and the rates over time. A bad command line exits with
+// status 2, a failed run with 1.
+//
+// # Protocols
+//
+// A protocol is a Client (proto.go): connect, publish, subscribe,
+// request, flush. A protocol with durable streams also implements
+// StreamClient for jspub and jsconsume; NATS does so through nats.go's
+// jetstream package (nats.go).
+package main

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// version is ledge-bench's release, set at build time with
+// -ldflags "-X main.version=...".
+var version = "dev"
+
+// config is a validated command line.
+type config struct {
+	url          string
+	proto        string
+	scenario     *scenario
+	pubs, subs   int
+	size         int
+	count        uint64 // total messages, split over publishers; 0: bounded by duration only
+	duration     time.Duration
+	rate         float64 // messages per second per publisher; 0: as fast as possible
+	subject      string
+	queue        string
+	warmup       time.Duration
+	grace        time.Duration
+	timeout      time.Duration
+	stream       string
+	createStream bool
+	consumer     string
+	maxPending   int
+	json         bool
+	plot         string
+	quiet        bool
+}
+
+// errUsage marks a bad command line: main prints it with a hint and
+// exits 2.
+type errUsage struct{ msg string }
+
+func (e errUsage) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return errUsage{fmt.Sprintf(format, a...)} }
+
+func main() {
+	cfg, err := parseArgs(os.Args[1:], os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "ledge-bench: %v\nRun ledge-bench -h for the flags.\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := run(ctx, cfg, os.Stdout, isTerminal(os.Stdout))
+	if res != nil {
+		if werr := writeOutputs(cfg, res, os.Stdout); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ledge-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// parseArgs reads the command line. Help goes to out; an invalid command
+// line returns an errUsage (or the flag package's own error).
+func parseArgs(args []string, out io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("ledge-bench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var (
+		c       config
+		scen    string
+		clients int
+		count   int64
+		showVer bool
+	)
+	fs.StringVar(&c.url, "url", "nats://127.0.0.1:4222", "broker `URL`")
+	fs.StringVar(&c.proto, "proto", "nats", "protocol: "+protocolNames())
+	fs.StringVar(&scen, "scenario", "pubsub", "what to run: "+scenarioNames())
+	fs.IntVar(&clients, "clients", 0, "the scenario's many side: publishers, subscribers, workers, requesters or consumers (see the table above)")
+	fs.IntVar(&c.pubs, "pubs", -1, "publishers (requesters in reqrep); default per scenario")
+	fs.IntVar(&c.subs, "subs", -1, "subscribers (workers in queue, responders in reqrep, consumers in jsconsume); default per scenario")
+	fs.IntVar(&c.size, "size", 128, "message size in `bytes`; below 20 messages carry no sequence number or timestamp")
+	fs.Int64Var(&count, "count", -1, "messages in all, split over the publishers (default 100000 unless -duration is given)")
+	fs.DurationVar(&c.duration, "duration", 0, "stop publishing after this long (with -count: whichever comes first)")
+	fs.Float64Var(&c.rate, "rate", 0, "target messages per second of each publisher, paced evenly (0: as fast as possible)")
+	fs.StringVar(&c.subject, "subject", "bench.{n}", "subject; {n} is replaced by the client's index from 0, e.g. site.{n}.temp")
+	fs.StringVar(&c.queue, "queue", "ledge-bench", "queue group of the queue and reqrep scenarios")
+	fs.DurationVar(&c.warmup, "warmup", 0, "publish this long before measuring; those messages are not counted")
+	fs.DurationVar(&c.grace, "grace", 2*time.Second, "how long receivers wait for missing messages after the last one arrived")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "how long a request, a publish ack or a flush may take")
+	fs.StringVar(&c.stream, "stream", "LEDGEBENCH", "stream of jspub and jsconsume")
+	fs.BoolVar(&c.createStream, "create-stream", false, "jspub, jsconsume: create the stream if it does not exist, capturing -subject")
+	fs.StringVar(&c.consumer, "consumer", "ledge-bench", "jsconsume: the durable pull consumer (created if missing, kept afterwards)")
+	fs.IntVar(&c.maxPending, "max-pending", 256, "jspub: publishes awaiting their ack per publisher; jsconsume: messages fetched at a time")
+	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of the human summary")
+	fs.StringVar(&c.plot, "plot", "", "write the latency distribution and the rate over time to this SVG `file`")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress line and no human summary")
+	fs.BoolVar(&showVer, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "ledge-bench %s: load generator for ledge and other brokers.\n\n", version)
+		fmt.Fprintf(fs.Output(), "Usage: ledge-bench [flags]\n\nScenarios (-scenario) and what -clients sets:\n\n")
+		for _, s := range scenarios {
+			fmt.Fprintf(fs.Output(), "  %-10s %s\n", s.name, s.summary)
+		}
+		fmt.Fprintf(fs.Output(), "\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errUsage{err.Error()}
+	}
+	if showVer {
+		fmt.Fprintln(out, "ledge-bench", version)
+		return nil, flag.ErrHelp
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q (flags start with -)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	s, ok := lookupScenario(scen)
+	if !ok {
+		return nil, usagef("-scenario %q: choose one of %s", scen, scenarioNames())
+	}
+	c.scenario = s
+	if _, err := lookupProtocol(c.proto); err != nil {
+		return nil, errUsage{err.Error()}
+	}
+	if err := checkURL(c.url, c.proto); err != nil {
+		return nil, err
+	}
+
+	// Clients: -clients sets the scenario's many side; -pubs and -subs
+	// set either side, but not the same side twice.
+	if set["clients"] && clients < 1 {
+		return nil, usagef("-clients %d: must be at least 1", clients)
+	}
+	for _, side := range []struct {
+		name  string
+		n     *int
+		dflt  int
+		viaCl bool
+	}{
+		{"pubs", &c.pubs, s.pubs, s.clients == sidePubs || s.clients == sideBoth},
+		{"subs", &c.subs, s.subs, s.clients == sideSubs || s.clients == sideBoth},
+	} {
+		switch {
+		case set[side.name] && set["clients"] && side.viaCl:
+			return nil, usagef("-clients and -%s both set the %s of %s; give one", side.name, side.name, s.name)
+		case set[side.name]:
+			if *side.n < 0 {
+				return nil, usagef("-%s %d: must not be negative", side.name, *side.n)
+			}
+			if side.dflt == 0 && *side.n != 0 {
+				return nil, usagef("-%s: scenario %s has none", side.name, s.name)
+			}
+			if side.dflt > 0 && *side.n == 0 {
+				return nil, usagef("-%s 0: scenario %s needs at least one", side.name, s.name)
+			}
+		case set["clients"] && side.viaCl:
+			*side.n = clients
+		default:
+			*side.n = side.dflt
+		}
+	}
+	if s.name == "pubsub" && c.pubs != c.subs {
+		return nil, usagef("pubsub runs pairs (subscriber n hears publisher n): -pubs %d and -subs %d differ; fanout and fanin are the uneven shapes", c.pubs, c.subs)
+	}
+
+	switch {
+	case set["count"] && count < 1:
+		return nil, usagef("-count %d: must be at least 1", count)
+	case set["count"]:
+		c.count = uint64(count)
+	case !set["duration"]:
+		c.count = 100000
+	}
+	if set["duration"] && c.duration <= 0 {
+		return nil, usagef("-duration %v: must be positive", c.duration)
+	}
+	if c.size < 0 || c.size > 64<<20 {
+		return nil, usagef("-size %d: must be between 0 and 64 MiB", c.size)
+	}
+	if c.rate < 0 {
+		return nil, usagef("-rate %v: must not be negative", c.rate)
+	}
+	if c.warmup < 0 || c.grace < 0 || c.timeout <= 0 {
+		return nil, usagef("-warmup and -grace must not be negative, -timeout must be positive")
+	}
+	if err := checkTemplate(c.subject); err != nil {
+		return nil, usagef("-subject: %v", err)
+	}
+	if c.queue == "" || strings.ContainsAny(c.queue, " \t.*>") {
+		return nil, usagef("-queue %q: a queue group is one token without wildcards", c.queue)
+	}
+	if c.maxPending < 1 {
+		return nil, usagef("-max-pending %d: must be at least 1", c.maxPending)
+	}
+	if c.stream == "" || strings.ContainsAny(c.stream, " \t.*>/\\") {
+		return nil, usagef("-stream %q: a stream name has no spaces, dots, wildcards or slashes", c.stream)
+	}
+	if c.consumer == "" || strings.ContainsAny(c.consumer, " \t.*>/\\") {
+		return nil, usagef("-consumer %q: a consumer name has no spaces, dots, wildcards or slashes", c.consumer)
+	}
+	// Flags that only some scenarios read are refused elsewhere, so a
+	// typo in -scenario does not run something else silently.
+	only := map[string][]string{
+		"stream":        {"jspub", "jsconsume"},
+		"create-stream": {"jspub", "jsconsume"},
+		"consumer":      {"jsconsume"},
+		"max-pending":   {"jspub", "jsconsume"},
+		"queue":         {"queue", "reqrep"},
+		"rate":          {"pub", "pubsub", "fanout", "fanin", "queue", "reqrep", "jspub"},
+	}
+	var names []string
+	for name := range only {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if set[name] && !contains(only[name], s.name) {
+			return nil, usagef("-%s applies only to %s, not %s", name, strings.Join(only[name], ", "), s.name)
+		}
+	}
+	if c.plot != "" && !strings.HasSuffix(strings.ToLower(c.plot), ".svg") {
+		return nil, usagef("-plot %q: the plot is an SVG file; name it .svg", c.plot)
+	}
+	return &c, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkURL refuses a URL the protocol cannot dial: a scheme of another
+// protocol, or a malformed address.
+func checkURL(raw, proto string) error {
+	if raw == "" {
+		return usagef("-url is empty")
+	}
+	schemes := map[string][]string{"nats": {"nats", "tls", "ws", "wss"}}
+	if !strings.Contains(raw, "://") {
+		return nil // host:port; the client adds its default scheme
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return usagef("-url %q: %v", raw, err)
+	}
+	if !contains(schemes[proto], u.Scheme) {
+		if _, other := protocols[u.Scheme]; !other {
+			return usagef("-url %q: %s is not a protocol this build speaks (%s)", raw, u.Scheme, protocolNames())
+		}
+		return usagef("-url %q is not a %s URL (use -proto %s)", raw, proto, u.Scheme)
+	}
+	if u.Host == "" {
+		return usagef("-url %q has no host", raw)
+	}
+	return nil
+}
+
+// isTerminal reports whether f is a terminal, where a live progress line
+// helps; in a pipe or a file it would be noise.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets a test run the command itself: with LEDGE_BENCH_MAIN set,
+// the test binary is ledge-bench.
+func TestMain(m *testing.M) {
+	if os.Getenv("LEDGE_BENCH_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestArguments(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string // part of the error; "" for a valid command line
+		check func(t *testing.T, c *config)
+	}{
+		{"defaults", nil, "", func(t *testing.T, c *config) {
+			if c.scenario.name != "pubsub" || c.pubs != 1 || c.subs != 1 || c.count != 100000 || c.size != 128 {
+				t.Errorf("defaults: %s pubs %d subs %d count %d size %d", c.scenario.name, c.pubs, c.subs, c.count, c.size)
+			}
+		}},
+		{"clients sets fanout's subscribers", []string{"-scenario", "fanout", "-clients", "7"}, "", func(t *testing.T, c *config) {
+			if c.pubs != 1 || c.subs != 7 {
+				t.Errorf("pubs %d subs %d", c.pubs, c.subs)
+			}
+		}},
+		{"clients sets fanin's publishers", []string{"--scenario=fanin", "--clients=9"}, "", func(t *testing.T, c *config) {
+			if c.pubs != 9 || c.subs != 1 {
+				t.Errorf("pubs %d subs %d", c.pubs, c.subs)
+			}
+		}},
+		{"clients sets pubsub's pairs", []string{"-clients", "3"}, "", func(t *testing.T, c *config) {
+			if c.pubs != 3 || c.subs != 3 {
+				t.Errorf("pubs %d subs %d", c.pubs, c.subs)
+			}
+		}},
+		{"pubs with queue workers", []string{"-scenario", "queue", "-pubs", "2", "-clients", "5"}, "", func(t *testing.T, c *config) {
+			if c.pubs != 2 || c.subs != 5 {
+				t.Errorf("pubs %d subs %d", c.pubs, c.subs)
+			}
+		}},
+		{"duration alone has no count", []string{"-duration", "2s"}, "", func(t *testing.T, c *config) {
+			if c.count != 0 || c.duration != 2*time.Second {
+				t.Errorf("count %d duration %v", c.count, c.duration)
+			}
+		}},
+		{"jspub with its flags", []string{"-scenario", "jspub", "-create-stream", "-stream", "TELEMETRY", "-max-pending", "64"}, "", nil},
+		{"unknown scenario", []string{"-scenario", "pubsubb"}, `-scenario "pubsubb": choose one of pub, pubsub`, nil},
+		{"protocol not built", []string{"-proto", "mqtt"}, `-proto "mqtt": this build speaks nats`, nil},
+		{"url of another protocol", []string{"-url", "mqtt://localhost:1883"}, "mqtt is not a protocol this build speaks (nats)", nil},
+		{"url without host", []string{"-url", "nats://"}, "has no host", nil},
+		{"zero count", []string{"-count", "0"}, "-count 0: must be at least 1", nil},
+		{"negative duration", []string{"-duration", "-1s"}, "must be positive", nil},
+		{"bad duration", []string{"-duration", "ten"}, "invalid value", nil},
+		{"negative size", []string{"-size", "-1"}, "-size -1", nil},
+		{"huge size", []string{"-size", "100000000"}, "-size 100000000", nil},
+		{"negative rate", []string{"-rate", "-5"}, "-rate -5", nil},
+		{"zero clients", []string{"-clients", "0"}, "-clients 0", nil},
+		{"clients and subs on one side", []string{"-scenario", "fanout", "-clients", "3", "-subs", "4"}, "-clients and -subs both set", nil},
+		{"subscribers for pub", []string{"-scenario", "pub", "-subs", "2"}, "scenario pub has none", nil},
+		{"no publishers for fanin", []string{"-scenario", "fanin", "-pubs", "0"}, "needs at least one", nil},
+		{"uneven pairs", []string{"-pubs", "2", "-subs", "3"}, "pubsub runs pairs", nil},
+		{"wildcard subject", []string{"-subject", "site.*.temp"}, "not the wildcard", nil},
+		{"unknown template variable", []string{"-subject", "site.{id}.temp"}, "only template variable", nil},
+		{"stream flag outside js", []string{"-create-stream"}, "-create-stream applies only to jspub, jsconsume", nil},
+		{"queue flag outside queue", []string{"-scenario", "fanout", "-queue", "q"}, "-queue applies only to queue, reqrep", nil},
+		{"rate for jsconsume", []string{"-scenario", "jsconsume", "-rate", "10"}, "-rate applies only to", nil},
+		{"bad stream name", []string{"-scenario", "jspub", "-stream", "a.b"}, "-stream \"a.b\"", nil},
+		{"plot not svg", []string{"-plot", "out.png"}, "name it .svg", nil},
+		{"stray argument", []string{"pubsub"}, `unexpected argument "pubsub"`, nil},
+		{"unknown flag", []string{"-msgs", "10"}, "flag provided but not defined: -msgs", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := parseArgs(c.args, &bytes.Buffer{})
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("parseArgs(%q): %v", c.args, err)
+				}
+				if c.check != nil {
+					c.check(t, cfg)
+				}
+				return
+			}
+			var u errUsage
+			if !errors.As(err, &u) {
+				t.Fatalf("parseArgs(%q) = %v, want a usage error", c.args, err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("parseArgs(%q) = %q, want it to say %q", c.args, err, c.want)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseArgs([]string{"-h"}, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, s := range scenarios {
+		if !strings.Contains(out.String(), s.name) {
+			t.Errorf("help does not list scenario %s", s.name)
+		}
+	}
+}
+
+// TestBadArgumentsExit2 runs the command: a bad command line is told
+// apart from a failed run by its exit status.
+func TestBadArgumentsExit2(t *testing.T) {
+	args := []string{os.Args[0], "-scenario", "nope"}
+	// Under qemu-user without binfmt_misc the test binary cannot be
+	// executed directly; .ci/run and scripts/qemu-test.sh name the
+	// emulator.
+	if emu := os.Getenv("LEDGE_TEST_EMULATOR"); emu != "" {
+		args = append([]string{emu}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "LEDGE_BENCH_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `-scenario "nope"`) {
+		t.Fatalf("output does not name the bad value:\n%s", out)
+	}
+}
+
+func TestSplit(t *testing.T) {
+	got := split(10, 3)
+	if len(got) != 3 || got[0] != 4 || got[1] != 3 || got[2] != 3 {
+		t.Fatalf("split(10, 3) = %v", got)
+	}
+}
