@@ -23,9 +23,9 @@ func TestMain(m *testing.M) {
 
 func TestArguments(t *testing.T) {
 	cases := []struct {
-		name string
-		args []string
-		want string // part of the error; "" for a valid command line
+		name  string
+		args  []string
+		want  string // part of the error; "" for a valid command line
 		check func(t *testing.T, c *config)
 	}{
 		{"defaults", nil, "", func(t *testing.T, c *config) {
