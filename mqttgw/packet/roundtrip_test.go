@@ -116,7 +116,7 @@ func roundTripCases() []roundTrip {
 	})
 	connackProps := props(func(p *Properties) {
 		p.SessionExpiryInterval, p.ReceiveMaximum, p.MaximumQoS, p.RetainAvailable = 60, 100, 1, 0
-		p.MaximumPacketSize, p.AssignedClientIdentifier, p.TopicAliasMaximum = 1 << 20, b("auto-7f3a"), 16
+		p.MaximumPacketSize, p.AssignedClientIdentifier, p.TopicAliasMaximum = 1<<20, b("auto-7f3a"), 16
 		p.ReasonString, p.WildcardSubscriptionAvailable, p.SubscriptionIdentifierAvailable = b("welcome"), 1, 0
 		p.SharedSubscriptionAvailable, p.ServerKeepAlive, p.ResponseInformation = 1, 120, b("resp/")
 		p.ServerReference, p.AuthenticationMethod, p.AuthenticationData = b("other:1883"), b("SCRAM-SHA-1"), b("server-final")
