@@ -231,6 +231,8 @@ type Consumer struct {
 	// doneBuf gathers messages done at delivery (AckNone) for the
 	// stream's retention, which is told outside the lock.
 	doneBuf []doneMsg
+	// wakeAt is when dispatchLocked wants to run next (0: on a wake-up).
+	wakeAt int64
 
 	kick chan struct{}
 	quit chan struct{}
@@ -512,11 +514,9 @@ func (c *Consumer) dispatchLocked(now int64) (wakeAt int64, wantData bool) {
 	if c.closed || c.outlet == nil {
 		return 0, false
 	}
-	soon := func(t int64) {
-		if t > 0 && (wakeAt == 0 || t < wakeAt) {
-			wakeAt = t
-		}
-	}
+	c.wakeAt = 0
+	soon := c.soon
+	defer func() { wakeAt = c.wakeAt }()
 	push := !c.cfg.IsPull()
 	if push {
 		if c.outlet.Interest(c.cfg.DeliverSubject) {
@@ -578,6 +578,13 @@ func (c *Consumer) dispatchLocked(now int64) (wakeAt int64, wantData bool) {
 		soon(c.lastSent + hb)
 	}
 	return wakeAt, wantData
+}
+
+// soon asks dispatchLocked's caller to run it again by t.
+func (c *Consumer) soon(t int64) {
+	if t > 0 && (c.wakeAt == 0 || t < c.wakeAt) {
+		c.wakeAt = t
+	}
 }
 
 // expireRequestsLocked ends pull requests whose time ran out.
@@ -810,6 +817,7 @@ func (c *Consumer) sendLocked(seq uint64, p *pendingMsg, now int64) bool {
 		}
 	} else {
 		p.deadline = now + int64(c.ackWait(p.deliveries))
+		c.soon(p.deadline)
 		c.pending[seq] = p
 	}
 	if !c.cfg.IsPull() && c.cfg.FlowControl {
