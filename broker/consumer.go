@@ -168,6 +168,9 @@ type pullRequest struct {
 	PullRequest
 	expires  int64 // Unix nanoseconds, 0: none
 	lastBeat int64
+	// checked is when a request without expiry last found someone
+	// listening on its reply subject.
+	checked int64
 	sent     int
 	bytes    int
 }
@@ -189,6 +192,11 @@ const fcEvery = 512
 // interestRecheck is how often a push consumer without a subscriber looks
 // again.
 const interestRecheck = 50 * time.Millisecond
+
+// requestRecheck is how often a pull request without expiry checks that
+// its requester is still there: one that went away without a word would
+// otherwise hold a place in MaxWaiting for good.
+const requestRecheck = time.Second
 
 // Consumer is a durable cursor on a stream. See the package documentation.
 type Consumer struct {
@@ -318,7 +326,7 @@ func (c *Consumer) Pull(req PullRequest) error {
 		return ErrMaxWaiting
 	}
 	now := time.Now().UnixNano()
-	r := &pullRequest{PullRequest: req, lastBeat: now}
+	r := &pullRequest{PullRequest: req, lastBeat: now, checked: now}
 	if req.Expires > 0 {
 		r.expires = now + int64(req.Expires)
 	}
@@ -594,6 +602,15 @@ func (c *Consumer) expireRequestsLocked(now int64, soon func(int64)) {
 		if r.expires > 0 && r.expires <= now {
 			c.endRequestLocked(r, StatusTimeout)
 			continue
+		}
+		if r.expires == 0 {
+			if now-r.checked >= int64(requestRecheck) {
+				if !c.outlet.Interest(r.Reply) {
+					continue
+				}
+				r.checked = now
+			}
+			soon(r.checked + int64(requestRecheck))
 		}
 		soon(r.expires)
 		kept = append(kept, r)

@@ -416,3 +416,25 @@ func TestConsumerConfigErrors(t *testing.T) {
 		t.Fatalf("ack policy change: %v", err)
 	}
 }
+
+func TestRequestWithoutListenerIsDropped(t *testing.T) {
+	b, o := openBroker(t, t.TempDir())
+	defer b.Close()
+	s := mustStream(t, b, StreamConfig{Name: "GONE", Subjects: []string{"g"}})
+	c := mustConsumer(t, s, ConsumerConfig{Name: "c", Durable: true, MaxWaiting: 1})
+	if err := c.Pull(PullRequest{Reply: "gone", Batch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Pull(PullRequest{Reply: "other", Batch: 1}); !errors.Is(err, ErrMaxWaiting) {
+		t.Fatalf("second request: %v", err)
+	}
+	o.setListening("gone", false)
+	eventually(t, "the abandoned request to go", func() bool { return c.Info().NumWaiting == 0 })
+	publish(t, s, "g", "m")
+	if err := c.Pull(PullRequest{Reply: "other", Batch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if r := o.mustMsg(t); r.subject != "other" {
+		t.Fatalf("delivered to %q", r.subject)
+	}
+}
