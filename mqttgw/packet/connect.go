@@ -98,7 +98,7 @@ func (c *Connect) decode(body []byte, d *Decoder) error {
 			return err
 		}
 	} else {
-		c.Properties.Reset()
+		c.Properties.clear()
 	}
 	if c.ClientID, err = r.string("client identifier"); err != nil {
 		return err
@@ -110,7 +110,7 @@ func (c *Connect) decode(body []byte, d *Decoder) error {
 		e.ReturnCode = RefusedIdentifierRejected
 		return e
 	}
-	c.WillProperties.Reset()
+	c.WillProperties.clear()
 	c.WillTopic, c.WillPayload = nil, nil
 	if c.WillFlag {
 		if level == Level5 {
@@ -245,7 +245,7 @@ func (c *Connack) decode(body []byte, level Level) error {
 		if code > byte(RefusedNotAuthorized) {
 			return newError(TypeConnack, MalformedPacket, "MQTT 3.1.1 §3.2.2.3", "reserved return code 0x"+hex2(code))
 		}
-		c.Properties.Reset()
+		c.Properties.clear()
 	}
 	if c.SessionPresent && code != 0 {
 		// MQTT-3.2.2-6 (5.0), MQTT-3.2.2-4 (3.1.1).

@@ -55,7 +55,7 @@ func AppendAuth(dst []byte, a *Auth) []byte {
 // §3.15.2). A missing reason code means Success.
 func decodeReasoned(t Type, body []byte, level Level, rc *ReasonCode, p *Properties) error {
 	*rc = Success
-	p.Reset()
+	p.clear()
 	if level != Level5 {
 		if len(body) != 0 {
 			return trailing(t)

@@ -316,9 +316,22 @@ func (p *Properties) setInt(id PropertyID, v uint32) {
 	}
 }
 
+// clear is Reset for the decoder, which skips the work when p is already
+// empty: the decoder sets no field without adding it to Present, so an
+// empty Present and no repeatable properties mean every field is zero
+// unless the caller wrote one behind Present's back.
+func (p *Properties) clear() {
+	if !p.Empty() {
+		p.Reset()
+	}
+}
+
 // size returns the length of the properties without the property length
 // that precedes them.
 func (p *Properties) size() int {
+	if p.Empty() {
+		return 0
+	}
 	n := 0
 	for s := uint64(p.Present); s != 0; s &= s - 1 {
 		id := PropertyID(bits.TrailingZeros64(s))
@@ -355,6 +368,9 @@ func (p *Properties) wireSize() int {
 // ones in identifier order, then subscription identifiers, then user
 // properties in their order (MQTT-3.3.2-18 asks that order be kept).
 func (p *Properties) appendTo(dst []byte) []byte {
+	if p.Empty() {
+		return append(dst, 0)
+	}
 	dst = appendVarint(dst, uint32(p.size()))
 	for s := uint64(p.Present); s != 0; s &= s - 1 {
 		id := PropertyID(bits.TrailingZeros64(s))
@@ -402,7 +418,7 @@ func (p *Properties) decode(r *reader, ctx Type) error {
 	}
 	pr := reader{b: r.b[:n], t: r.t}
 	r.b = r.b[n:]
-	p.Reset()
+	p.clear()
 	for len(pr.b) > 0 {
 		v, err := pr.varint("property identifier")
 		if err != nil {

@@ -67,7 +67,7 @@ func (p *Publish) decode(flags byte, body []byte, level Level) error {
 		if len(topic) == 0 {
 			return newError(TypePublish, ProtocolError, "MQTT-4.7.3-1", "empty topic name")
 		}
-		p.Properties.Reset()
+		p.Properties.clear()
 	}
 	p.Payload = r.b
 	return nil
@@ -129,7 +129,7 @@ func (a *Ack) decode(t Type, body []byte, level Level) error {
 		return newError(t, ProtocolError, "MQTT-2.2.1-3", "packet identifier 0")
 	}
 	a.Reason = Success
-	a.Properties.Reset()
+	a.Properties.clear()
 	if level == Level5 {
 		// A remaining length of 2 means Success without properties, of 3
 		// a reason code without properties (MQTT 5.0 §3.4.2.1, §3.4.2.2).

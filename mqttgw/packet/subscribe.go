@@ -45,7 +45,7 @@ func (s *Subscribe) decode(body []byte, level Level) error {
 			return err
 		}
 	} else {
-		s.Properties.Reset()
+		s.Properties.clear()
 	}
 	s.Subscriptions = s.Subscriptions[:0]
 	if len(r.b) == 0 {
@@ -150,7 +150,7 @@ func (s *Suback) decode(body []byte, level Level) error {
 			return err
 		}
 	} else {
-		s.Properties.Reset()
+		s.Properties.clear()
 	}
 	s.ReasonCodes = s.ReasonCodes[:0]
 	if len(r.b) == 0 {
@@ -207,7 +207,7 @@ func (u *Unsubscribe) decode(body []byte, level Level) error {
 			return err
 		}
 	} else {
-		u.Properties.Reset()
+		u.Properties.clear()
 	}
 	u.Filters = u.Filters[:0]
 	if len(r.b) == 0 {
@@ -266,7 +266,7 @@ func (u *Unsuback) decode(body []byte, level Level) error {
 		return newError(TypeUnsuback, ProtocolError, "MQTT-2.2.1-3", "packet identifier 0")
 	}
 	u.ReasonCodes = u.ReasonCodes[:0]
-	u.Properties.Reset()
+	u.Properties.clear()
 	if level != Level5 {
 		if len(r.b) != 0 {
 			return trailing(TypeUnsuback)
