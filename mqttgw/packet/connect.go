@@ -62,7 +62,7 @@ func (c *Connect) decode(body []byte, d *Decoder) error {
 		// MQTT-3.1.2-1: a client speaking something else is disconnected.
 		return newError(TypeConnect, MalformedPacket, "MQTT-3.1.2-1", "protocol name is not MQTT")
 	}
-	if d != nil && d.Level == 0 {
+	if d.Level == 0 {
 		d.Level = level
 	}
 	c.Level = level
@@ -81,10 +81,13 @@ func (c *Connect) decode(body []byte, d *Decoder) error {
 	c.UsernameFlag = flags&flagUsername != 0
 	c.PasswordFlag = flags&flagPassword != 0
 	if c.WillQoS == 3 {
-		return newError(TypeConnect, MalformedPacket, "MQTT-3.1.2-14", "will QoS 3")
+		return newError(TypeConnect, MalformedPacket, "MQTT 5.0 §3.1.2.6", "will QoS 3")
 	}
-	if !c.WillFlag && (c.WillQoS != 0 || c.WillRetain) {
-		return newError(TypeConnect, MalformedPacket, "MQTT-3.1.2-11", "will QoS or will retain set without the will flag")
+	if !c.WillFlag && c.WillQoS != 0 {
+		return newError(TypeConnect, MalformedPacket, "MQTT-3.1.2-11", "will QoS set without the will flag")
+	}
+	if !c.WillFlag && c.WillRetain {
+		return newError(TypeConnect, MalformedPacket, "MQTT-3.1.2-13", "will retain set without the will flag")
 	}
 	if level != Level5 && c.PasswordFlag && !c.UsernameFlag {
 		// 5.0 lifted this rule; 3.1.1 closes the connection.

@@ -8,7 +8,8 @@ package packet
 type Decoder struct {
 	// Level is the connection's protocol level. While it is zero only
 	// CONNECT is accepted (MQTT-3.1.0-1), and Decode sets it from the
-	// CONNECT's protocol level. A client sets it to the level it sent.
+	// CONNECT's protocol level; after that a CONNECT is refused
+	// (MQTT-3.1.0-2). A client sets it to the level it sent.
 	Level Level
 
 	// MaxPacketSize, when positive, is the largest packet accepted, counted
@@ -75,9 +76,9 @@ func (d *Decoder) Decode(b []byte, p *Packet) (n int, err error) {
 	}
 	total := 1 + vn + int(rl)
 	if d.MaxPacketSize > 0 && total > d.MaxPacketSize {
-		// MQTT-3.1.2-24 (the server's limit is told to the client in
-		// CONNACK); refused here before the body costs a buffer.
-		return 0, newError(t, PacketTooLarge, "MQTT 5.0 §3.2.2.3.6", "packet of "+itoa(total)+" bytes exceeds the maximum packet size of "+itoa(d.MaxPacketSize))
+		// MQTT-3.2.2-15 binds a 5.0 client to the limit the server stated
+		// in CONNACK. Refused here, before the body costs a buffer.
+		return 0, newError(t, PacketTooLarge, "MQTT-3.2.2-15", "packet of "+itoa(total)+" bytes exceeds the maximum packet size of "+itoa(d.MaxPacketSize))
 	}
 	if len(b) < total {
 		return total, ErrIncomplete

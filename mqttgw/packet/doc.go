@@ -17,7 +17,7 @@
 // reason code to send (in CONNACK or DISCONNECT) and, for a 3.1.1 CONNECT,
 // the CONNACK return code. What depends on the session rather than on the
 // bytes (the direction a packet may travel, packet identifiers in flight,
-// topic alias ranges, a second CONNECT, the authentication method in use)
+// topic alias ranges, the authentication method in use)
 // is the gateway's to check.
 //
 // Encoders are functions AppendX(dst, level, *X) that append one packet to

@@ -111,6 +111,8 @@ func checkFixedHeader(b0 byte, level Level) error {
 		return newError(t, MalformedPacket, "MQTT-2.1.2", "AUTH is a reserved packet type before MQTT 5.0")
 	case level == 0 && t != TypeConnect:
 		return newError(t, ProtocolError, "MQTT-3.1.0-1", "the first packet on a connection must be CONNECT")
+	case level != 0 && t == TypeConnect:
+		return newError(t, ProtocolError, "MQTT-3.1.0-2", "a second CONNECT on the connection")
 	case t == TypePublish:
 		qos := flags >> 1 & 3
 		if qos == 3 {

@@ -124,6 +124,8 @@ func malformedCases() []malformedCase {
 		{"SUBSCRIBE without filters 3.1.1", Level311, 0, raw(0x82, u16(1)), ProtocolError, 0},
 		{"SUBSCRIBE without filters 5.0", Level5, 0, raw(0x82, u16(1), noProps), ProtocolError, 0},
 		{"UNSUBSCRIBE without filters", Level5, 0, raw(0xA2, u16(1), noProps), ProtocolError, 0},
+		{"SUBSCRIBE 5.0 QoS 3", Level5, 0, raw(0x82, u16(1), noProps, str("a"), []byte{3}), ProtocolError, 0},
+		{"second CONNECT", Level311, 0, raw(0x10, header4, []byte{2}, keep60, str("c")), ProtocolError, 0},
 		{"SUBSCRIBE QoS 3", Level311, 0, raw(0x82, u16(1), str("a"), []byte{3}), MalformedPacket, 0},
 		{"SUBSCRIBE 3.1.1 reserved option bits", Level311, 0, raw(0x82, u16(1), str("a"), []byte{0x04}), MalformedPacket, 0},
 		{"SUBSCRIBE 5.0 reserved option bits", Level5, 0, raw(0x82, u16(1), noProps, str("a"), []byte{0x40}), MalformedPacket, 0},

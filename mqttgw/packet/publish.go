@@ -38,9 +38,11 @@ func (p *Publish) decode(flags byte, body []byte, level Level) error {
 		}
 	}
 	if !ascii && !validString(topic) {
-		return newError(TypePublish, MalformedPacket, "MQTT-1.5.4-1", "topic name is not well-formed UTF-8 or contains U+0000")
+		return badString(TypePublish, "topic name", topic)
 	}
 	if wildcard {
+		// MQTT-3.3.2-2: 0x90 is the DISCONNECT reason code for a topic name
+		// that is well-formed but not accepted.
 		return newError(TypePublish, TopicNameInvalid, "MQTT-3.3.2-2", "topic name contains a wildcard")
 	}
 	p.Topic = topic

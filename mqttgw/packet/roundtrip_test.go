@@ -222,10 +222,11 @@ func TestRoundTrip(t *testing.T) {
 	for _, tc := range roundTripCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			buf := AppendPacket(nil, tc.level, &tc.p)
-			d := Decoder{Level: tc.level}
+			start := tc.level
 			if tc.p.Type == TypeConnect {
-				d.Level = 0 // CONNECT is decoded before the level is known
+				start = 0 // CONNECT is decoded before the level is known
 			}
+			d := Decoder{Level: start}
 			var got Packet
 			n, err := d.Decode(buf, &got)
 			if err != nil {
@@ -250,7 +251,7 @@ func TestRoundTrip(t *testing.T) {
 			// Every proper prefix is incomplete; once the fixed header is
 			// there the decoder says how long the packet is.
 			for i := 0; i < len(buf) && i < 600; i++ {
-				d := Decoder{Level: d.Level}
+				d := Decoder{Level: start}
 				n, err := d.Decode(buf[:i], &got)
 				if !errors.Is(err, ErrIncomplete) {
 					t.Fatalf("prefix of %d bytes: %v, want ErrIncomplete", i, err)

@@ -65,7 +65,12 @@ func (s *Subscribe) decode(body []byte, level Level) error {
 		}
 		sub := Subscription{Filter: f, QoS: QoS(o & optQoSMask)}
 		if sub.QoS == 3 {
-			return newError(TypeSubscribe, MalformedPacket, "MQTT-3.8.3-4", "requested QoS 3")
+			// Malformed in 3.1.1 (MQTT-3-8.3-4), a Protocol Error in 5.0
+			// (§3.8.3.1).
+			if level == Level5 {
+				return newError(TypeSubscribe, ProtocolError, "MQTT 5.0 §3.8.3.1", "maximum QoS 3")
+			}
+			return newError(TypeSubscribe, MalformedPacket, "MQTT-3-8.3-4", "requested QoS 3")
 		}
 		if level == Level5 {
 			if o&optReservedV5 != 0 {
@@ -81,7 +86,7 @@ func (s *Subscribe) decode(body []byte, level Level) error {
 				return newError(TypeSubscribe, ProtocolError, "MQTT-3.8.3-4", "no local on a shared subscription")
 			}
 		} else if o&optReservedV3 != 0 {
-			return newError(TypeSubscribe, MalformedPacket, "MQTT-3.8.3-4", "reserved requested QoS bits are set")
+			return newError(TypeSubscribe, MalformedPacket, "MQTT-3-8.3-4", "reserved requested QoS bits are set")
 		}
 		s.Subscriptions = append(s.Subscriptions, sub)
 	}

@@ -1,6 +1,7 @@
 package packet
 
 import (
+	"bytes"
 	"encoding/binary"
 	"unicode/utf8"
 )
@@ -82,7 +83,7 @@ func (r *reader) string(field string) ([]byte, error) {
 		return nil, err
 	}
 	if !validString(v) {
-		return nil, newError(r.t, MalformedPacket, "MQTT-1.5.4-1", field+" is not well-formed UTF-8 or contains U+0000")
+		return nil, badString(r.t, field, v)
 	}
 	return v, nil
 }
@@ -107,6 +108,15 @@ func validString(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// badString reports a string that validString refused, citing the clause
+// it breaks.
+func badString(t Type, field string, v []byte) *Error {
+	if bytes.IndexByte(v, 0) >= 0 {
+		return newError(t, MalformedPacket, "MQTT-1.5.4-2", field+" contains U+0000")
+	}
+	return newError(t, MalformedPacket, "MQTT-1.5.4-1", field+" is not well-formed UTF-8")
 }
 
 func appendBinary(dst, v []byte) []byte {
