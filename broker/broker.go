@@ -127,7 +127,9 @@ func (b *Broker) SetOutlet(o Outlet) {
 		s.mu.Unlock()
 		for _, c := range cs {
 			c.mu.Lock()
-			c.outlet = o
+			if !c.attached {
+				c.outlet = o
+			}
 			c.mu.Unlock()
 			c.wake()
 		}

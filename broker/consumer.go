@@ -215,6 +215,7 @@ type Consumer struct {
 
 	mu        sync.Mutex
 	cfg       ConsumerConfig
+	attached  bool // outlet set by Attach, not by the broker
 	delivered uint64 // consumer sequence
 	pending   map[uint64]*pendingMsg
 	redeliver []uint64
@@ -410,6 +411,33 @@ func (c *Consumer) ackWait(deliveries uint32) time.Duration {
 		return c.cfg.BackOff[i]
 	}
 	return c.cfg.AckWait
+}
+
+// Attach makes o this consumer's outlet instead of the broker's: a
+// session-bound consumer (an MQTT session, an AMQP basic.consume) delivers
+// to its own connection. Attach(nil) pauses deliveries until the next
+// Attach.
+func (c *Consumer) Attach(o Outlet) {
+	c.mu.Lock()
+	c.outlet = o
+	c.attached = true
+	c.mu.Unlock()
+	c.wake()
+}
+
+// RedeliverPending makes every delivered but unacknowledged message due at
+// once, in sequence order: a resumed MQTT session must be sent again what
+// it had not acknowledged (MQTT-4.4.0-1), before anything new.
+func (c *Consumer) RedeliverPending() {
+	c.mu.Lock()
+	for seq, p := range c.pending {
+		if !p.queued {
+			p.queued = true
+			c.redeliver = append(c.redeliver, seq)
+		}
+	}
+	c.mu.Unlock()
+	c.wake()
 }
 
 // FlowControlReply tells a push consumer its flow-control request was
