@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/router"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	Token              string
 	// Logger receives connection events; slog.Default() when nil.
 	Logger *slog.Logger
+	// Broker, when set, serves JetStream: its streams capture published
+	// subjects, $JS.API requests manage them, and its consumers deliver
+	// through this gateway (the server becomes the broker's Outlet).
+	Broker *broker.Broker
 }
 
 func (o Options) withDefaults() Options {
@@ -100,17 +105,24 @@ type Server struct {
 	router  *router.Router[*subscription]
 	nextCID atomic.Uint64
 	stats   Stats
+	// js is the JetStream API; nil without a broker.
+	js *jetStream
 }
 
 // NewServer returns a NATS gateway with its own subject router.
 func NewServer(opts Options) *Server {
 	var id [11]byte
 	_, _ = rand.Read(id[:])
-	return &Server{
+	s := &Server{
 		opts:   opts.withDefaults(),
 		id:     "LEDGE" + hex.EncodeToString(id[:]),
 		router: router.New[*subscription](router.Options{}),
 	}
+	if opts.Broker != nil {
+		s.js = &jetStream{b: opts.Broker}
+		opts.Broker.SetOutlet(outlet{s})
+	}
+	return s
 }
 
 // Stats returns the gateway's counters.
@@ -130,6 +142,7 @@ type serverInfo struct {
 	AuthRequired bool   `json:"auth_required,omitempty"`
 	ClientID     uint64 `json:"client_id"`
 	ClientIP     string `json:"client_ip,omitempty"`
+	JetStream    bool   `json:"jetstream,omitempty"`
 }
 
 func (s *Server) info(cid uint64, clientIP string) serverInfo {
@@ -146,5 +159,6 @@ func (s *Server) info(cid uint64, clientIP string) serverInfo {
 		AuthRequired: s.opts.authRequired(),
 		ClientID:     cid,
 		ClientIP:     clientIP,
+		JetStream:    s.js != nil,
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgemq/ledge/broker"
+	"github.com/ledgemq/ledge/log"
 	"github.com/ledgemq/ledge/router"
 )
 
@@ -120,6 +122,16 @@ type Session struct {
 	// Reused on every publish; only this session's loop touches them.
 	res router.Result[*subscription]
 	out []byte
+
+	// JetStream: the stream capture lookup, the message handed to a
+	// stream and its parsed headers, and the consumer last acknowledged
+	// or pulled from (see jsapi.go).
+	streamRes    router.Result[*broker.Stream]
+	jsMsg        broker.Message
+	jsHdrs       []log.Header
+	jsExpSeq     uint64
+	jsExpSubjSeq uint64
+	ackCons      *broker.Consumer
 
 	// Deliveries gathered during one Feed (batch.go), and the message
 	// counts added to the server's statistics once per Feed.
@@ -270,6 +282,9 @@ func (ss *Session) publish(op *Op) error {
 			return ErrInvalidSubj
 		}
 	}
+	if srv.js != nil && len(op.Subject) > 0 && op.Subject[0] == '$' && ss.jsPublish(op) {
+		return nil
+	}
 	if err := srv.router.MatchBytes(op.Subject, &ss.res); err != nil {
 		return ErrInvalidSubj
 	}
@@ -292,6 +307,13 @@ func (ss *Session) publish(op *Op) error {
 		// passed over.
 		sub, ok := g.Pick(ss.skipMember)
 		if ok && ss.deliver(sub, op) {
+			delivered++
+		}
+	}
+	if srv.js != nil {
+		// A stream that captures the subject stores it; with a reply
+		// subject, the PubAck answers once the message is durable.
+		if st := srv.js.b.Capture(op.Subject, &ss.streamRes); st != nil && ss.capture(st, op) {
 			delivered++
 		}
 	}
