@@ -21,7 +21,9 @@ type Decoder struct {
 
 // Packet receives one decoded packet. Type says which of the other fields
 // holds it; PINGREQ and PINGRESP have no fields. Ack holds PUBACK, PUBREC,
-// PUBREL and PUBCOMP.
+// PUBREL and PUBCOMP. A Packet is about 4 KiB, so an event loop keeps one
+// for all its connections rather than one per connection: a packet is
+// handled before the next is decoded.
 //
 // Lifetime: every []byte in a decoded packet (topics, payloads, client
 // identifier, property values, filters) aliases the buffer given to Decode,
