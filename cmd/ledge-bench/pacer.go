@@ -24,11 +24,15 @@ const (
 	pacerMaxLag = 10 * time.Millisecond
 )
 
-func newPacer(rate float64) *pacer {
+// newPacer returns a pacer for rate messages a second whose first message
+// is due phase (0 to 1) of an interval from now. Publishers get phases
+// spread over the interval, so that a thousand devices sending every five
+// seconds offer an even load rather than a thousand messages at once.
+func newPacer(rate, phase float64) *pacer {
 	p := &pacer{}
 	if rate > 0 {
 		p.interval = time.Duration(float64(time.Second) / rate)
-		p.start = time.Now()
+		p.start = time.Now().Add(time.Duration(phase * float64(p.interval)))
 	}
 	return p
 }

@@ -341,7 +341,7 @@ func (r *runner) publish(ctx context.Context, p *publisher, warmup bool) {
 	if warmup {
 		quota = 0
 	}
-	pace := newPacer(cfg.rate)
+	pace := newPacer(cfg.rate, float64(p.idx)/float64(len(r.pubs)))
 	buf := newPayload(cfg.size)
 
 	var acks chan pendingAck
@@ -375,7 +375,13 @@ func (r *runner) publish(ctx context.Context, p *publisher, warmup bool) {
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
-					return // the deadline, not the broker
+					// The deadline, not the broker: the request went out
+					// and responders will count it.
+					if !warmup {
+						p.sent.Add(1)
+						p.bytes.Add(uint64(len(buf)))
+					}
+					return
 				}
 				r.fail(fmt.Errorf("request %s: %w", p.subject, err))
 			} else if !warmup {
@@ -435,13 +441,21 @@ func (r *runner) awaitAcks(p *publisher, acks <-chan pendingAck, done chan<- str
 // flushPublishers waits until the broker has taken every publisher's
 // messages, so that what receivers miss after it is really lost.
 func (r *runner) flushPublishers(ctx context.Context) {
+	// All at once: a thousand simulated devices flushed one after the
+	// other would add their round trips to the publishing time.
+	var wg sync.WaitGroup
 	for _, p := range r.pubs {
-		fctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
-		if err := p.client.Flush(fctx); err != nil && ctx.Err() == nil {
-			r.fail(fmt.Errorf("flush publisher %d: %w", p.idx, err))
-		}
-		cancel()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
+			defer cancel()
+			if err := p.client.Flush(fctx); err != nil && ctx.Err() == nil {
+				r.fail(fmt.Errorf("flush publisher %d: %w", p.idx, err))
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // awaitReceivers returns when every receiver has what it should, when no
