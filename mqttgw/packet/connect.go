@@ -91,7 +91,7 @@ func (c *Connect) decode(body []byte, d *Decoder) error {
 	}
 	if level != Level5 && c.PasswordFlag && !c.UsernameFlag {
 		// 5.0 lifted this rule; 3.1.1 closes the connection.
-		return newError(TypeConnect, MalformedPacket, "MQTT-3.1.2-22", "password flag set without the user name flag")
+		return newError(TypeConnect, MalformedPacket, "MQTT-3.1.2-22 (3.1.1)", "password flag set without the user name flag")
 	}
 	if c.KeepAlive, err = r.uint16("keep alive"); err != nil {
 		return err
@@ -109,7 +109,7 @@ func (c *Connect) decode(body []byte, d *Decoder) error {
 	if len(c.ClientID) == 0 && !c.CleanStart && level != Level5 {
 		// MQTT-3.1.3-8: 3.1.1 refuses an empty client identifier with a
 		// persistent session; 5.0 lets the server assign one.
-		e := newError(TypeConnect, ClientIdentifierNotValid, "MQTT-3.1.3-8", "empty client identifier without clean session")
+		e := newError(TypeConnect, ClientIdentifierNotValid, "MQTT-3.1.3-8 (3.1.1)", "empty client identifier without clean session")
 		e.ReturnCode = RefusedIdentifierRejected
 		return e
 	}

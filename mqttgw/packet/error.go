@@ -38,11 +38,11 @@ func newError(t Type, rc ReasonCode, clause, msg string) *Error {
 // truncated reports a packet whose remaining length ends before a field it
 // must contain.
 func truncated(t Type, field string) *Error {
-	return newError(t, MalformedPacket, "MQTT-2.1.4", "remaining length ends inside the "+field)
+	return newError(t, MalformedPacket, "MQTT 5.0 §2.1.4", "remaining length ends inside the "+field)
 }
 
 // trailing reports a packet whose remaining length goes on past its last
 // field.
 func trailing(t Type) *Error {
-	return newError(t, MalformedPacket, "MQTT-2.1.4", "remaining length is longer than the packet's contents")
+	return newError(t, MalformedPacket, "MQTT 5.0 §2.1.4", "remaining length is longer than the packet's contents")
 }

@@ -106,9 +106,9 @@ func checkFixedHeader(b0 byte, level Level) error {
 	flags := b0 & 0x0f
 	switch {
 	case t == 0:
-		return newError(t, MalformedPacket, "MQTT-2.1.2", "reserved packet type 0")
+		return newError(t, MalformedPacket, "MQTT 5.0 §2.1.2", "reserved packet type 0")
 	case t == TypeAuth && level != Level5 && level != 0:
-		return newError(t, MalformedPacket, "MQTT-2.1.2", "AUTH is a reserved packet type before MQTT 5.0")
+		return newError(t, MalformedPacket, "MQTT 5.0 §2.1.2", "AUTH is a reserved packet type before MQTT 5.0")
 	case level == 0 && t != TypeConnect:
 		return newError(t, ProtocolError, "MQTT-3.1.0-1", "the first packet on a connection must be CONNECT")
 	case level != 0 && t == TypeConnect:

@@ -414,7 +414,7 @@ func (p *Properties) decode(r *reader, ctx Type) error {
 		return err
 	}
 	if int64(n) > int64(len(r.b)) {
-		return newError(r.t, MalformedPacket, "MQTT-2.1.4", "property length runs past the remaining length")
+		return newError(r.t, MalformedPacket, "MQTT 5.0 §2.1.4", "property length runs past the remaining length")
 	}
 	pr := reader{b: r.b[:n], t: r.t}
 	r.b = r.b[n:]
@@ -425,7 +425,7 @@ func (p *Properties) decode(r *reader, ctx Type) error {
 			return err
 		}
 		if v > uint32(maxPropertyID) || propertyTable[v].kind == kindNone {
-			return newError(r.t, MalformedPacket, "MQTT 5.0 §2.2.2.2", "unknown property identifier 0x"+hex2(byte(v)))
+			return newError(r.t, MalformedPacket, "MQTT 5.0 §2.2.2.2", "unknown property identifier "+itoa(int(v)))
 		}
 		id := PropertyID(v)
 		if !id.allowed(ctx) {

@@ -61,7 +61,7 @@ func (s *Subscribe) decode(body []byte, level Level) error {
 			return err
 		}
 		if !ValidTopicFilter(f) {
-			return newError(TypeSubscribe, TopicFilterInvalid, "MQTT-4.7.1-1", "topic filter is empty or misuses a wildcard")
+			return newError(TypeSubscribe, TopicFilterInvalid, "MQTT 5.0 §4.7", "topic filter is empty or misuses a wildcard")
 		}
 		sub := Subscription{Filter: f, QoS: QoS(o & optQoSMask)}
 		if sub.QoS == 3 {
@@ -70,7 +70,7 @@ func (s *Subscribe) decode(body []byte, level Level) error {
 			if level == Level5 {
 				return newError(TypeSubscribe, ProtocolError, "MQTT 5.0 §3.8.3.1", "maximum QoS 3")
 			}
-			return newError(TypeSubscribe, MalformedPacket, "MQTT-3-8.3-4", "requested QoS 3")
+			return newError(TypeSubscribe, MalformedPacket, "MQTT-3-8.3-4 (3.1.1)", "requested QoS 3")
 		}
 		if level == Level5 {
 			if o&optReservedV5 != 0 {
@@ -86,7 +86,7 @@ func (s *Subscribe) decode(body []byte, level Level) error {
 				return newError(TypeSubscribe, ProtocolError, "MQTT-3.8.3-4", "no local on a shared subscription")
 			}
 		} else if o&optReservedV3 != 0 {
-			return newError(TypeSubscribe, MalformedPacket, "MQTT-3-8.3-4", "reserved requested QoS bits are set")
+			return newError(TypeSubscribe, MalformedPacket, "MQTT-3-8.3-4 (3.1.1)", "reserved requested QoS bits are set")
 		}
 		s.Subscriptions = append(s.Subscriptions, sub)
 	}
@@ -159,7 +159,7 @@ func (s *Suback) decode(body []byte, level Level) error {
 	}
 	s.ReasonCodes = s.ReasonCodes[:0]
 	if len(r.b) == 0 {
-		return newError(TypeSuback, ProtocolError, "MQTT-3.9.3-1", "SUBACK without a reason code")
+		return newError(TypeSuback, ProtocolError, "MQTT-3.9.3-2", "SUBACK without a reason code")
 	}
 	for _, c := range r.b {
 		rc := ReasonCode(c)
@@ -224,7 +224,7 @@ func (u *Unsubscribe) decode(body []byte, level Level) error {
 			return err
 		}
 		if !ValidTopicFilter(f) {
-			return newError(TypeUnsubscribe, TopicFilterInvalid, "MQTT-4.7.1-1", "topic filter is empty or misuses a wildcard")
+			return newError(TypeUnsubscribe, TopicFilterInvalid, "MQTT 5.0 §4.7", "topic filter is empty or misuses a wildcard")
 		}
 		u.Filters = append(u.Filters, f)
 	}
@@ -282,7 +282,7 @@ func (u *Unsuback) decode(body []byte, level Level) error {
 		return err
 	}
 	if len(r.b) == 0 {
-		return newError(TypeUnsuback, ProtocolError, "MQTT-3.11.3-1", "UNSUBACK without a reason code")
+		return newError(TypeUnsuback, ProtocolError, "MQTT-3.11.3-2", "UNSUBACK without a reason code")
 	}
 	for _, c := range r.b {
 		rc := ReasonCode(c)

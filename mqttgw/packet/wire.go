@@ -51,7 +51,7 @@ func (r *reader) varint(field string) (uint32, error) {
 	case varintShort:
 		return 0, truncated(r.t, field)
 	case varintTooLong:
-		return 0, newError(r.t, MalformedPacket, "MQTT-1.5.5", field+" is a variable byte integer longer than four bytes")
+		return 0, newError(r.t, MalformedPacket, "MQTT 5.0 §1.5.5", field+" is a variable byte integer longer than four bytes")
 	case varintNotMinimal:
 		return 0, newError(r.t, MalformedPacket, "MQTT-1.5.5-1", field+" is a variable byte integer not in its shortest form")
 	}
