@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/ledgemq/ledge/log"
 )
 
 // config is every setting of the broker. Each field is a flag; the same
@@ -20,6 +22,9 @@ type config struct {
 
 	dataDir  string
 	natsAddr string
+
+	sync         string
+	syncInterval time.Duration
 
 	maxPayload   int
 	maxConns     int
@@ -47,6 +52,8 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.configFile, "config", "", "read settings from `FILE`: lines of name = value with the flag names; # starts a comment")
 	fs.StringVar(&cfg.dataDir, "data-dir", "./ledge-data", "folder for streams, cursors and sessions (created if missing)")
 	fs.StringVar(&cfg.natsAddr, "nats-addr", ":4222", "address for NATS clients (host:port; empty to disable)")
+	fs.StringVar(&cfg.sync, "sync", "always", "when a stored message is confirmed to its publisher: always (after fsync), interval (after the periodic fsync) or never (once written)")
+	fs.DurationVar(&cfg.syncInterval, "sync-interval", 100*time.Millisecond, "fsync period of streams under -sync interval")
 	fs.IntVar(&cfg.maxPayload, "max-payload", 1<<20, "largest message payload in bytes, headers included")
 	fs.IntVar(&cfg.maxConns, "max-conns", 0, "refuse connections beyond this many per listener (0: no limit)")
 	fs.IntVar(&cfg.maxOutbound, "max-outbound", 4<<20, "bytes a client may fall behind before it is cut off as a slow consumer")
@@ -64,8 +71,11 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 		fmt.Fprintf(out, `ledge: a message broker for edge gateways.
 
 Usage: ledge [flags]
+       ledge ctl queues [-url nats://host:port]
 
-With no flags it serves NATS on :4222 and keeps its data in ./ledge-data.
+With no flags it serves NATS (with JetStream) on :4222 and keeps its data in
+./ledge-data. "ledge ctl queues" lists each stream's consumers with their
+messages ready, unacknowledged, redelivered and waiting pull requests.
 Every flag can also be set as an environment variable (LEDGE_ and the name
 in upper case with '-' as '_', e.g. LEDGE_DATA_DIR) or in the file named by
 -config (one "name = value" a line). Flags win over the environment, which
@@ -190,6 +200,12 @@ func (c *config) validate() error {
 	if (c.natsUser == "") != (c.natsPassword == "") {
 		errs = append(errs, errors.New("nats-user and nats-password go together"))
 	}
+	if _, err := parseSync(c.sync); err != nil {
+		errs = append(errs, err)
+	}
+	if c.syncInterval <= 0 {
+		errs = append(errs, errors.New("sync-interval must be > 0"))
+	}
 	switch c.logLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -201,4 +217,14 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.logFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// parseSync reads the -sync setting.
+func parseSync(s string) (log.SyncPolicy, error) {
+	for _, p := range []log.SyncPolicy{log.SyncAlways, log.SyncInterval, log.SyncNever} {
+		if s == p.String() {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("sync %q: want always, interval or never", s)
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/natsgw"
 	lnet "github.com/ledgemq/ledge/net"
 )
@@ -28,7 +29,12 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "ctl" {
+		err = runCtl(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr)
+	} else {
+		err = run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
@@ -74,6 +80,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer unlock()
 
+	syncPolicy, _ := parseSync(cfg.sync)
+	b, err := broker.Open(broker.Options{
+		Dir:          cfg.dataDir,
+		Sync:         syncPolicy,
+		SyncInterval: cfg.syncInterval,
+		Logger:       logger.With("part", "broker"),
+	})
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	// Closed after the listeners: no client can publish into a closing
+	// stream. The deferred close covers a failed start.
+	closeBroker := func() {
+		if b == nil {
+			return
+		}
+		if err := b.Close(); err != nil {
+			logger.Warn("broker close", "err", err)
+		}
+		b = nil
+	}
+	defer closeBroker()
+
 	netOpts := lnet.Options{
 		Loops:       cfg.loops,
 		MaxConns:    cfg.maxConns,
@@ -97,6 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Password:     cfg.natsPassword,
 			Token:        cfg.natsToken,
 			Logger:       logger.With("proto", "nats"),
+			Broker:       b,
 		})
 		opts := netOpts
 		opts.MaxInput = gw.MaxInput()
@@ -119,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			parts = append(parts, p+"="+a)
 		}
 	}
-	logger.Info("ledge ready", "version", version, "listen", strings.Join(parts, " "), "data", cfg.dataDir)
+	logger.Info("ledge ready", "version", version, "listen", strings.Join(parts, " "), "data", cfg.dataDir, "streams", len(b.Streams()), "sync", cfg.sync)
 	if ready != nil {
 		ready(addrs)
 	}
@@ -134,6 +164,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 	servers = nil
+	closeBroker()
 	logger.Info("stopped")
 	return nil
 }

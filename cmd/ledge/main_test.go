@@ -89,6 +89,7 @@ func TestBadSettings(t *testing.T) {
 		{"payload out of range", []string{"-max-payload", "0"}, nil, "max-payload"},
 		{"user without password", []string{"-nats-user", "u"}, nil, "go together"},
 		{"bad log level", []string{"-log-level", "loud"}, nil, "log-level"},
+		{"bad sync policy", []string{"-sync", "sometimes"}, nil, "want always, interval or never"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// runCtl is "ledge ctl <command>": operator commands that talk to a
+// running broker as a NATS client, so they work on any ledge (or
+// nats-server) they can reach.
+func runCtl(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	usage := func() {
+		fmt.Fprintf(stderr, `Usage: ledge ctl queues [-url nats://host:port]
+
+queues: every stream's consumers with the messages ready to deliver, delivered
+but not acknowledged, redelivered, and the pull requests waiting: the view in
+which a worker that forgets to acknowledge stands out.
+`)
+	}
+	if len(args) == 0 || args[0] != "queues" {
+		usage()
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			return flag.ErrHelp
+		}
+		return errors.New("ctl: want a command: queues")
+	}
+	fs := flag.NewFlagSet("ledge ctl queues", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defURL := getenv("LEDGE_URL")
+	if defURL == "" {
+		defURL = nats.DefaultURL
+	}
+	url := fs.String("url", defURL, "the broker's NATS address (also LEDGE_URL)")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the broker")
+	fs.Usage = usage
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	nc, err := nats.Connect(*url, nats.Timeout(*timeout), nats.Name("ledge ctl"))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", *url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	return listQueues(ctx, js, stdout)
+}
+
+// listQueues prints one line per consumer, and one per stream without
+// consumers, like "rabbitmqctl list_queues name messages_ready
+// messages_unacknowledged".
+func listQueues(ctx context.Context, js jetstream.JetStream, w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STREAM\tCONSUMER\tMESSAGES\tREADY\tUNACKED\tREDELIVERED\tWAITING")
+	streams := js.ListStreams(ctx)
+	for si := range streams.Info() {
+		s, err := js.Stream(ctx, si.Config.Name)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", si.Config.Name, err)
+		}
+		n := 0
+		consumers := s.ListConsumers(ctx)
+		for ci := range consumers.Info() {
+			n++
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", si.Config.Name, ci.Name, si.State.Msgs,
+				ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
+		}
+		if err := consumers.Err(); err != nil {
+			return fmt.Errorf("stream %s: consumers: %w", si.Config.Name, err)
+		}
+		if n == 0 {
+			fmt.Fprintf(tw, "%s\t-\t%d\t-\t-\t-\t-\n", si.Config.Name, si.State.Msgs)
+		}
+	}
+	if err := streams.Err(); err != nil {
+		return fmt.Errorf("streams: %w", err)
+	}
+	return tw.Flush()
+}
