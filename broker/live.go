@@ -17,6 +17,9 @@ type Msg struct {
 	// protocols without one); a receiver delivers at the lower of it and
 	// its subscription's.
 	QoS byte
+	// Retain says the publisher asked for the message to be retained
+	// (MQTT); a subscriber that asked for retain-as-published sees it.
+	Retain bool
 	// Origin identifies the publishing session, so that a receiver can
 	// leave out its own messages (NATS no-echo, MQTT no-local).
 	Origin any
