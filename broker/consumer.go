@@ -171,8 +171,8 @@ type pullRequest struct {
 	// checked is when a request without expiry last found someone
 	// listening on its reply subject.
 	checked int64
-	sent     int
-	bytes    int
+	sent    int
+	bytes   int
 }
 
 type pendingMsg struct {
@@ -215,7 +215,7 @@ type Consumer struct {
 
 	mu        sync.Mutex
 	cfg       ConsumerConfig
-	attached  bool // outlet set by Attach, not by the broker
+	attached  bool   // outlet set by Attach, not by the broker
 	delivered uint64 // consumer sequence
 	pending   map[uint64]*pendingMsg
 	redeliver []uint64
