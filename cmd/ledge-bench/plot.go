@@ -43,7 +43,8 @@ func writePlot(w io.Writer, res *Result) error {
 	b := bufio.NewWriter(w)
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", plotW, plotH, plotW, plotH)
 	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	title := fmt.Sprintf("ledge-bench %s, %s: %d publishers, %d receivers, %d-byte messages", res.Scenario, res.URL, res.Publishers, res.Receivers, res.Size)
+	title := fmt.Sprintf("ledge-bench %s, %s: %s, %s, %d-byte messages", res.Scenario, res.URL,
+		plural(res.Publishers, "publisher", "publishers"), plural(res.Receivers, "receiver", "receivers"), res.Size)
 	text(b, plotW/2, 28, "middle", 16, title)
 
 	latencyPanel(b, res)

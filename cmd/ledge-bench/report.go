@@ -232,12 +232,6 @@ func writeOutputs(cfg *config, res *Result, out io.Writer) error {
 
 // writeSummary prints the result for a person.
 func writeSummary(w io.Writer, res *Result) {
-	plural := func(n int, one, many string) string {
-		if n == 1 {
-			return "1 " + one
-		}
-		return strconv.Itoa(n) + " " + many
-	}
 	fmt.Fprintf(w, "ledge-bench %s, %s to %s: %s, %s, %d-byte messages",
 		res.Scenario, res.Proto, res.URL,
 		plural(res.Publishers, "publisher", "publishers"), plural(res.Receivers, "receiver", "receivers"), res.Size)
@@ -281,6 +275,14 @@ func writeSummary(w io.Writer, res *Result) {
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
+}
+
+// plural writes n and the noun in the number it takes.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // progressLine is the live line: time, counts and the rates of the last
