@@ -52,7 +52,8 @@
 // in a pipe there is none. Then a summary for people, or with -json one
 // JSON object (Result in report.go). -plot FILE.svg draws the latency by
 // percentile and the rates over time. A bad command line exits with
-// status 2, a failed run with 1.
+// status 2; a run that failed or counted errors (the figures are still
+// printed) with 1. Lost messages alone are a result, not an error.
 //
 // # Protocols
 //

@@ -68,6 +68,11 @@ func main() {
 			err = werr
 		}
 	}
+	if err == nil && res != nil && res.Errors > 0 {
+		// The figures are printed, but a script should not take them
+		// for a clean run.
+		err = fmt.Errorf("%d errors, the first: %s", res.Errors, res.FirstError)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ledge-bench:", err)
 		os.Exit(1)

@@ -421,7 +421,10 @@ func (r *runner) publish(ctx context.Context, p *publisher, warmup bool) {
 func (r *runner) awaitAcks(p *publisher, acks <-chan pendingAck, done chan<- struct{}) {
 	defer close(done)
 	for a := range acks {
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.timeout)
+		// Each ack is due -timeout after its publish, not after the wait
+		// for the one before: a broker gone silent costs one timeout for
+		// the whole window, not one per pending message.
+		ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, a.sent).Add(r.cfg.timeout))
 		err := a.ack.Wait(ctx)
 		cancel()
 		if err != nil {
