@@ -1,0 +1,236 @@
+package mqttgw
+
+import (
+	"sync/atomic"
+
+	"github.com/ledgemq/ledge/broker"
+	"github.com/ledgemq/ledge/log"
+	"github.com/ledgemq/ledge/mqttgw/packet"
+	"github.com/ledgemq/ledge/router"
+)
+
+// Header names under which MQTT 5.0 properties travel to other protocols.
+// User properties travel under their own names.
+const (
+	contentTypeHeader   = "Content-Type"
+	correlationHeader   = "Mqtt-Correlation-Data"
+	payloadFormatHeader = "Mqtt-Payload-Format"
+)
+
+// headersFromProperties appends a 5.0 PUBLISH's (or will's) properties to
+// dst as headers and returns the response topic as a subject. The slices
+// alias the packet unless copy is set.
+func headersFromProperties(dst []log.Header, pr *packet.Properties, copyBytes bool) ([]log.Header, []byte) {
+	cp := func(b []byte) []byte {
+		if copyBytes {
+			return append([]byte(nil), b...)
+		}
+		return b
+	}
+	for _, up := range pr.UserProperties {
+		dst = append(dst, log.Header{Key: cp(up.Key), Value: cp(up.Value)})
+	}
+	if pr.Present.Has(packet.PropContentType) {
+		dst = append(dst, log.Header{Key: []byte(contentTypeHeader), Value: cp(pr.ContentType)})
+	}
+	if pr.Present.Has(packet.PropCorrelationData) {
+		dst = append(dst, log.Header{Key: []byte(correlationHeader), Value: cp(pr.CorrelationData)})
+	}
+	if pr.Present.Has(packet.PropPayloadFormatIndicator) && pr.PayloadFormatIndicator == 1 {
+		dst = append(dst, log.Header{Key: []byte(payloadFormatHeader), Value: []byte("1")})
+	}
+	var reply []byte
+	if pr.Present.Has(packet.PropResponseTopic) {
+		reply, _ = router.AppendSubjectFromMQTTTopic(nil, string(pr.ResponseTopic))
+	}
+	return dst, reply
+}
+
+// publish takes a client's PUBLISH: to the retained store, the live
+// subscribers of every protocol and the stream that captures its subject;
+// a QoS 1 or 2 publish is acknowledged once those that store it have it
+// durably.
+func (ss *Session) publish(p *packet.Publish) error {
+	srv := ss.srv
+	v5 := ss.level == packet.Level5
+	topic := p.Topic
+	if v5 {
+		if len(p.Properties.SubscriptionIdentifiers) > 0 {
+			return violation(packet.ProtocolError, "subscription identifier in a client's PUBLISH (MQTT-3.3.4-6)")
+		}
+		if p.Properties.Present.Has(packet.PropTopicAlias) {
+			a := p.Properties.TopicAlias
+			if a == 0 || a > srv.opts.TopicAliasMaximum {
+				return violation(packet.TopicAliasInvalid, "topic alias %d outside 1..%d", a, srv.opts.TopicAliasMaximum)
+			}
+			if ss.aliasesIn == nil {
+				ss.aliasesIn = make(map[uint16]string)
+			}
+			if len(topic) > 0 {
+				ss.aliasesIn[a] = string(topic)
+			} else {
+				t, ok := ss.aliasesIn[a]
+				if !ok {
+					return violation(packet.ProtocolError, "topic alias %d was never set (MQTT-3.3.4-7)", a)
+				}
+				topic = []byte(t)
+			}
+		}
+	}
+	if p.QoS > 0 {
+		if v5 && int(ss.inflight.Load()) >= int(srv.opts.ReceiveMaximum) {
+			return violation(packet.ReceiveMaximumExceeded, "more than %d unacknowledged publishes", srv.opts.ReceiveMaximum)
+		}
+		if p.QoS == packet.QoS2 {
+			if ss.awaitRel == nil {
+				ss.awaitRel = make(map[uint16]struct{})
+			}
+			if _, dup := ss.awaitRel[p.PacketID]; dup {
+				// A resend of a message already taken: acknowledge it
+				// again, deliver it once (MQTT-4.3.3-10).
+				ss.sendAck(packet.TypePubrec, p.PacketID, packet.Success)
+				return nil
+			}
+			ss.awaitRel[p.PacketID] = struct{}{}
+		}
+		ss.inflight.Add(1)
+	}
+	subject, err := router.AppendSubjectFromMQTTTopic(ss.subject[:0], string(topic))
+	if err != nil {
+		return violation(packet.TopicNameInvalid, "topic %q: %v", topic, err)
+	}
+	ss.subject = subject
+	srv.stats.InMsgs.Add(1)
+	srv.stats.InBytes.Add(int64(len(p.Payload)))
+
+	m := broker.Msg{Subject: subject, Payload: p.Payload, QoS: byte(p.QoS), Retain: p.Retain, Origin: ss}
+	if v5 {
+		ss.hdrs, m.Reply = headersFromProperties(ss.hdrs[:0], &p.Properties, false)
+		m.Headers = ss.hdrs
+	}
+	var ack *pendingAck
+	if p.QoS > 0 {
+		ack = &pendingAck{ss: ss, pid: p.PacketID, qos: p.QoS}
+		ack.waiting.Store(1)
+	}
+	if p.Retain {
+		if ack != nil {
+			ack.waiting.Add(1)
+		}
+		srv.ret.set(&m, ack.done)
+	}
+	if err := srv.live.MatchBytes(subject, &ss.res); err == nil {
+		deliverAll(&ss.res, &m)
+	}
+	if srv.broker != nil {
+		if st := srv.broker.Capture(subject, &ss.capRes); st != nil {
+			if ack != nil {
+				ack.waiting.Add(1)
+			}
+			msg := broker.Message{Subject: subject, Headers: m.Headers, Payload: p.Payload}
+			if err := st.Publish(&msg, func(_ broker.PubAck, err error) { ack.done(err) }); err != nil {
+				ack.done(err)
+			}
+		}
+	}
+	ack.done(nil)
+	return nil
+}
+
+// pendingAck sends a publish's PUBACK or PUBREC once every store that
+// keeps it has it durably: those callbacks come from the log's goroutines.
+type pendingAck struct {
+	ss      *Session
+	pid     uint16
+	qos     packet.QoS
+	waiting atomic.Int32
+	failed  atomic.Bool
+}
+
+func (a *pendingAck) done(err error) {
+	if a == nil {
+		return
+	}
+	if err != nil {
+		a.failed.Store(true)
+	}
+	if a.waiting.Add(-1) != 0 {
+		return
+	}
+	reason := packet.Success
+	if a.failed.Load() {
+		// The message is not stored: a 5.0 client learns it; a 3.1.1
+		// client has no way to hear it and gets no acknowledgement, so
+		// it sends the message again when it reconnects.
+		if a.ss.level != packet.Level5 {
+			a.ss.srv.opts.Logger.Warn("mqtt: publish not stored; not acknowledged", "client", a.ss.clientID)
+			return
+		}
+		reason = packet.UnspecifiedError
+	}
+	if a.qos == packet.QoS1 {
+		a.ss.inflight.Add(-1)
+		a.ss.sendAck(packet.TypePuback, a.pid, reason)
+	} else {
+		a.ss.sendAck(packet.TypePubrec, a.pid, reason)
+	}
+}
+
+// sendAck writes a PUBACK, PUBREC, PUBREL or PUBCOMP; safe from any
+// goroutine.
+func (ss *Session) sendAck(t packet.Type, pid uint16, reason packet.ReasonCode) {
+	var buf [16]byte
+	out := packet.AppendAck(buf[:0], ss.level, &packet.Ack{Type: t, PacketID: pid, Reason: reason})
+	_ = ss.conn.Write(out)
+}
+
+// ack handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
+func (ss *Session) ack(a *packet.Ack) error {
+	switch a.Type {
+	case packet.TypePubrel:
+		reason := packet.Success
+		if _, ok := ss.awaitRel[a.PacketID]; ok {
+			delete(ss.awaitRel, a.PacketID)
+			ss.inflight.Add(-1)
+		} else {
+			reason = packet.PacketIdentifierNotFound
+		}
+		ss.sendAck(packet.TypePubcomp, a.PacketID, reason)
+		return nil
+	case packet.TypePuback, packet.TypePubcomp:
+		ss.outMu.Lock()
+		_, ok := ss.inflightOut[a.PacketID]
+		if ok {
+			delete(ss.inflightOut, a.PacketID)
+			ss.sent--
+			ss.flushQueueLocked()
+		}
+		ss.outMu.Unlock()
+		return nil
+	case packet.TypePubrec:
+		ss.outMu.Lock()
+		q, ok := ss.inflightOut[a.PacketID]
+		if ok && q == packet.QoS2 && a.Reason < 0x80 {
+			ss.inflightOut[a.PacketID] = qosReleasing
+		} else if ok && a.Reason >= 0x80 {
+			// MQTT-4.3.3: an error PUBREC ends the exchange.
+			delete(ss.inflightOut, a.PacketID)
+			ss.sent--
+			ss.flushQueueLocked()
+			ss.outMu.Unlock()
+			return nil
+		}
+		ss.outMu.Unlock()
+		reason := packet.Success
+		if !ok {
+			reason = packet.PacketIdentifierNotFound
+		}
+		ss.sendAck(packet.TypePubrel, a.PacketID, reason)
+		return nil
+	}
+	return nil
+}
+
+// qosReleasing marks an outbound QoS 2 message whose PUBREC arrived and
+// whose PUBCOMP is awaited.
+const qosReleasing packet.QoS = 3

@@ -1,0 +1,566 @@
+package mqttgw
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ledgemq/ledge/broker"
+	"github.com/ledgemq/ledge/log"
+	"github.com/ledgemq/ledge/mqttgw/packet"
+	"github.com/ledgemq/ledge/router"
+)
+
+// Conn is what a session needs of its network connection; both of ledge's
+// transports provide it.
+type Conn interface {
+	// Write queues a copy of b; safe from any goroutine, never blocks.
+	Write(b []byte) error
+	// Close closes the connection after flushing what is queued; safe from
+	// any goroutine.
+	Close(reason error)
+}
+
+// Reasons a session ends, as the transport is told.
+var (
+	ErrKeepAlive      = errors.New("mqtt: keep alive timeout")
+	ErrConnectTimeout = errors.New("mqtt: no CONNECT in time")
+	ErrTakenOver      = errors.New("mqtt: session taken over by a new connection")
+	ErrDisconnect     = errors.New("mqtt: client disconnected")
+)
+
+// packets are shared by the sessions: a Packet is only needed during one
+// Feed, and an idle connection should not hold one.
+var packets = sync.Pool{New: func() any { return new(packet.Packet) }}
+
+// will is the message a session leaves for an ungraceful end.
+type will struct {
+	msg   broker.Msg
+	delay time.Duration
+}
+
+// Session is one MQTT connection. Feed, the timers and Closed run on the
+// connection's event loop, serialized; Deliver (through its
+// subscriptions) runs on publishers' goroutines and takes outMu.
+type Session struct {
+	srv    *Server
+	conn   Conn
+	dec    packet.Decoder
+	remote string
+
+	connected  bool
+	clientID   string
+	level      packet.Level
+	clean      bool
+	expiry     time.Duration // session expiry after disconnect
+	keepAlive  time.Duration
+	active     bool // a packet arrived since the last keep-alive check
+	will       *will
+	subs       map[string]*subscription // by filter as sent
+	aliasesIn  map[uint16]string
+	awaitRel   map[uint16]struct{} // inbound QoS 2 packet ids awaiting PUBREL
+	// inflight counts inbound QoS 1 and 2 publishes not yet acknowledged;
+	// acknowledgements are sent from the log's goroutines.
+	inflight atomic.Int32
+	disconnect bool                // a DISCONNECT arrived
+
+	// The live path's match result and scratch, used on this loop only.
+	res     router.Result[broker.Receiver]
+	capRes  router.Result[*broker.Stream]
+	subject []byte
+	hdrs    []log.Header
+	out     []byte
+
+	// Outbound state, shared with publishers on other loops.
+	outMu       sync.Mutex
+	closed      bool
+	handedOver  bool // subscriptions went to a new connection or were parked
+	nextPID     uint16
+	inflightOut map[uint16]packet.QoS // sent QoS 1/2 awaiting PUBACK/PUBREC/PUBCOMP
+	queue       [][]byte              // encoded PUBLISHes waiting for window (packet id set on send)
+	sent        int                   // QoS 1/2 sent and not yet acknowledged
+	sendQuota   int                   // the client's receive maximum
+	maxOut      int                   // the client's maximum packet size (0: none)
+	problemInfo bool
+}
+
+// Open starts a session on a new connection.
+func (s *Server) Open(c Conn, remote string) *Session {
+	return &Session{
+		srv:    s,
+		conn:   c,
+		remote: remote,
+		dec:    packet.Decoder{MaxPacketSize: s.opts.MaxPacketSize},
+		subs:   make(map[string]*subscription),
+	}
+}
+
+// ClientID returns the session's client identifier, once connected.
+func (ss *Session) ClientID() string { return ss.clientID }
+
+// Feed decodes and acts on the bytes that arrived and returns how many it
+// used. A non-nil error means the connection must be closed after the
+// packets the session queued (a CONNACK or DISCONNECT with the reason).
+func (ss *Session) Feed(in []byte) (int, error) {
+	ss.active = true
+	p := packets.Get().(*packet.Packet)
+	defer packets.Put(p)
+	used := 0
+	for used < len(in) {
+		n, err := ss.dec.Decode(in[used:], p)
+		if errors.Is(err, packet.ErrIncomplete) {
+			return used, nil
+		}
+		if err != nil {
+			return used, ss.refuse(err)
+		}
+		used += n
+		if err := ss.handle(p); err != nil {
+			return used, ss.refuse(err)
+		}
+		if ss.disconnect {
+			return used, ErrDisconnect
+		}
+	}
+	return used, nil
+}
+
+// protocolError is a session-level violation with the 5.0 reason code.
+type protocolError struct {
+	reason packet.ReasonCode
+	msg    string
+}
+
+func (e *protocolError) Error() string { return "mqtt: " + e.msg }
+
+func violation(reason packet.ReasonCode, format string, args ...any) error {
+	return &protocolError{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// refuse answers a violation as the protocol level says and returns the
+// error that closes the connection.
+func (ss *Session) refuse(err error) error {
+	if errors.Is(err, ErrDisconnect) {
+		return err
+	}
+	ss.srv.stats.ProtocolErrors.Add(1)
+	var reason packet.ReasonCode = packet.UnspecifiedError
+	rc := packet.Accepted
+	var pe *packet.Error
+	var se *protocolError
+	switch {
+	case errors.As(err, &pe):
+		reason, rc = pe.Reason, pe.ReturnCode
+	case errors.As(err, &se):
+		reason = se.reason
+	}
+	if !ss.connected {
+		// A refused CONNECT is answered with CONNACK; 3.1.1 has return
+		// codes for some refusals only, and closes silently otherwise.
+		if ss.dec.Level == packet.Level5 {
+			ss.send(func(b []byte) []byte {
+				return packet.AppendConnack(b, packet.Level5, &packet.Connack{Reason: reason})
+			})
+		} else if rc != packet.Accepted {
+			ss.send(func(b []byte) []byte {
+				return packet.AppendConnack(b, ss.dec.Level, &packet.Connack{ReturnCode: rc})
+			})
+		}
+		return err
+	}
+	if ss.level == packet.Level5 {
+		// MQTT-4.13.1-1: a 5.0 server may say why before it closes.
+		ss.send(func(b []byte) []byte {
+			return packet.AppendDisconnect(b, packet.Level5, &packet.Disconnect{Reason: reason})
+		})
+	}
+	return err
+}
+
+// send encodes one packet into the session's scratch and writes it.
+func (ss *Session) send(enc func([]byte) []byte) {
+	ss.out = enc(ss.out[:0])
+	_ = ss.conn.Write(ss.out)
+}
+
+func (ss *Session) handle(p *packet.Packet) error {
+	switch p.Type {
+	case packet.TypeConnect:
+		if ss.connected {
+			return violation(packet.ProtocolError, "second CONNECT (MQTT-3.1.0-2)")
+		}
+		return ss.connect(&p.Connect)
+	case packet.TypePublish:
+		return ss.publish(&p.Publish)
+	case packet.TypePuback, packet.TypePubrec, packet.TypePubrel, packet.TypePubcomp:
+		return ss.ack(&p.Ack)
+	case packet.TypeSubscribe:
+		return ss.subscribe(&p.Subscribe)
+	case packet.TypeUnsubscribe:
+		return ss.unsubscribe(&p.Unsubscribe)
+	case packet.TypePingreq:
+		ss.send(packet.AppendPingresp)
+		return nil
+	case packet.TypeDisconnect:
+		return ss.disconnected(&p.Disconnect)
+	case packet.TypeAuth:
+		return violation(packet.BadAuthenticationMethod, "enhanced authentication is not offered")
+	}
+	return violation(packet.ProtocolError, "a client may not send %v", p.Type)
+}
+
+func (ss *Session) connect(c *packet.Connect) error {
+	srv := ss.srv
+	opts := &srv.opts
+	ss.level = c.Level
+	if ss.level == packet.Level31 {
+		ss.level = packet.Level311
+	}
+	v5 := ss.level == packet.Level5
+	if opts.Username != "" && (string(c.Username) != opts.Username || string(c.Password) != opts.Password) {
+		srv.stats.AuthFailures.Add(1)
+		srv.opts.Logger.Info("mqtt: bad credentials", "remote", ss.remote, "user", string(c.Username))
+		return &packet.Error{Packet: packet.TypeConnect, Reason: packet.BadUserNameOrPassword, ReturnCode: packet.RefusedBadUserNameOrPassword, Msg: "bad user name or password"}
+	}
+	if c.Properties.Present.Has(packet.PropAuthenticationMethod) {
+		return &packet.Error{Packet: packet.TypeConnect, Reason: packet.BadAuthenticationMethod, Msg: "enhanced authentication is not offered"}
+	}
+	ss.clean = c.CleanStart
+	id := string(c.ClientID)
+	assigned := false
+	if id == "" {
+		// MQTT-3.1.3-8: a 3.1.1 client without an id must ask for a clean
+		// session; 5.0 clients are given one either way.
+		if !v5 && !c.CleanStart {
+			return &packet.Error{Packet: packet.TypeConnect, Reason: packet.ClientIdentifierNotValid, ReturnCode: packet.RefusedIdentifierRejected, Msg: "empty client id needs a clean session"}
+		}
+		id = srv.idBase + strconv.FormatUint(srv.nextID.Add(1), 10)
+		assigned = true
+	}
+	ss.clientID = id
+	if v5 {
+		ss.expiry = min(time.Duration(c.Properties.SessionExpiryInterval)*time.Second, opts.MaxSessionExpiry)
+		if c.Properties.SessionExpiryInterval == 0xFFFFFFFF {
+			ss.expiry = opts.MaxSessionExpiry
+		}
+	} else if !c.CleanStart {
+		ss.expiry = opts.MaxSessionExpiry
+	}
+	ss.keepAlive = time.Duration(c.KeepAlive) * time.Second
+	serverKeepAlive := false
+	if opts.MaxKeepAlive > 0 && (ss.keepAlive == 0 || ss.keepAlive > opts.MaxKeepAlive) && v5 {
+		ss.keepAlive = opts.MaxKeepAlive
+		serverKeepAlive = true
+	}
+	ss.outMu.Lock()
+	ss.sendQuota = 65535
+	if c.Properties.Present.Has(packet.PropReceiveMaximum) {
+		ss.sendQuota = int(c.Properties.ReceiveMaximum)
+	}
+	ss.maxOut = int(c.Properties.MaximumPacketSize)
+	ss.problemInfo = !c.Properties.Present.Has(packet.PropRequestProblemInformation) || c.Properties.RequestProblemInformation == 1
+	ss.inflightOut = make(map[uint16]packet.QoS)
+	ss.outMu.Unlock()
+	if c.WillFlag {
+		ss.will = ss.newWill(c)
+	}
+
+	present := srv.attach(ss)
+	ss.connected = true
+	srv.stats.Connections.Add(1)
+
+	ack := packet.Connack{SessionPresent: present}
+	if v5 {
+		pr := &ack.Properties
+		pr.Present.Add(packet.PropReceiveMaximum)
+		pr.ReceiveMaximum = opts.ReceiveMaximum
+		pr.Present.Add(packet.PropTopicAliasMaximum)
+		pr.TopicAliasMaximum = opts.TopicAliasMaximum
+		pr.Present.Add(packet.PropMaximumPacketSize)
+		pr.MaximumPacketSize = uint32(opts.MaxPacketSize)
+		if assigned {
+			pr.Present.Add(packet.PropAssignedClientIdentifier)
+			pr.AssignedClientIdentifier = []byte(id)
+		}
+		if serverKeepAlive {
+			pr.Present.Add(packet.PropServerKeepAlive)
+			pr.ServerKeepAlive = uint16(ss.keepAlive / time.Second)
+		}
+		if time.Duration(c.Properties.SessionExpiryInterval)*time.Second > ss.expiry && c.Properties.SessionExpiryInterval != 0xFFFFFFFF {
+			pr.Present.Add(packet.PropSessionExpiryInterval)
+			pr.SessionExpiryInterval = uint32(ss.expiry / time.Second)
+		}
+	}
+	ss.send(func(b []byte) []byte { return packet.AppendConnack(b, ss.level, &ack) })
+	if present {
+		ss.resumeRetained()
+	}
+	return nil
+}
+
+func (ss *Session) newWill(c *packet.Connect) *will {
+	w := &will{}
+	subj, err := router.AppendSubjectFromMQTTTopic(nil, string(c.WillTopic))
+	if err != nil {
+		return nil
+	}
+	w.msg = broker.Msg{
+		Subject: subj,
+		Payload: append([]byte(nil), c.WillPayload...),
+		QoS:     byte(c.WillQoS),
+		Retain:  c.WillRetain,
+	}
+	if ss.level == packet.Level5 {
+		w.delay = time.Duration(c.WillProperties.WillDelayInterval) * time.Second
+		w.msg.Headers, w.msg.Reply = headersFromProperties(nil, &c.WillProperties, true)
+	}
+	return w
+}
+
+// attach registers a connected session under its client id, taking over a
+// connected one and resuming or discarding a parked one. It reports
+// whether a session was present.
+func (s *Server) attach(ss *Session) (present bool) {
+	s.mu.Lock()
+	old := s.clients[ss.clientID]
+	s.clients[ss.clientID] = ss
+	if t, ok := s.wills[ss.clientID]; ok && !ss.clean {
+		// MQTT-3.1.3-9 (5.0): a session resumed before the will delay
+		// ends cancels the will.
+		t.Stop()
+		delete(s.wills, ss.clientID)
+	}
+	parked := s.parked[ss.clientID]
+	delete(s.parked, ss.clientID)
+	s.mu.Unlock()
+	if old != nil {
+		s.stats.Takeovers.Add(1)
+		// The old connection hands its subscriptions over when the new
+		// one keeps the session.
+		subs := old.takeover(ss.level)
+		if !ss.clean {
+			parked = &parkedSession{subs: subs}
+		} else {
+			for _, sub := range subs {
+				s.live.Remove(sub.routerSub())
+			}
+		}
+	}
+	if parked == nil {
+		return false
+	}
+	if parked.timer != nil {
+		parked.timer.Stop()
+	}
+	if ss.clean {
+		for _, sub := range parked.subs {
+			s.live.Remove(sub.routerSub())
+		}
+		return false
+	}
+	for f, sub := range parked.subs {
+		sub.session.Store(ss)
+		ss.subs[f] = sub
+	}
+	return true
+}
+
+// takeover ends this session for a new connection with the same client
+// id, and returns its subscriptions, which stay in the router.
+func (ss *Session) takeover(level packet.Level) map[string]*subscription {
+	ss.outMu.Lock()
+	ss.closed = true
+	ss.outMu.Unlock()
+	if ss.level == packet.Level5 {
+		out := packet.AppendDisconnect(nil, packet.Level5, &packet.Disconnect{Reason: packet.SessionTakenOver})
+		_ = ss.conn.Write(out)
+	}
+	ss.conn.Close(ErrTakenOver)
+	// The session's loop may still be in Feed; the subscriptions map is
+	// handed over as it is now and the old session forgets it.
+	return ss.handOver()
+}
+
+func (ss *Session) handOver() map[string]*subscription {
+	ss.outMu.Lock()
+	defer ss.outMu.Unlock()
+	subs := ss.subs
+	ss.subs = make(map[string]*subscription)
+	ss.handedOver = true
+	return subs
+}
+
+// resumeRetained does nothing yet for resumed sessions: retained messages
+// are sent on SUBSCRIBE only (MQTT-3.3.1-9), and a resumed session's
+// subscriptions were made before.
+func (ss *Session) resumeRetained() {}
+
+func (ss *Session) disconnected(d *packet.Disconnect) error {
+	if ss.level == packet.Level5 {
+		if d.Properties.Present.Has(packet.PropSessionExpiryInterval) {
+			if ss.expiry == 0 && d.Properties.SessionExpiryInterval != 0 {
+				// MQTT-3.14.2-2
+				return violation(packet.ProtocolError, "session expiry set on DISCONNECT after CONNECT had none")
+			}
+			ss.expiry = min(time.Duration(d.Properties.SessionExpiryInterval)*time.Second, ss.srv.opts.MaxSessionExpiry)
+		}
+		if d.Reason != packet.DisconnectWithWillMessage {
+			ss.will = nil
+		}
+	} else {
+		// MQTT-3.14.4-3: a normal DISCONNECT discards the will.
+		ss.will = nil
+	}
+	ss.disconnect = true
+	return nil
+}
+
+// KeepAliveTimer is called by the transport every half keep-alive period;
+// a client silent for one and a half periods is cut off (MQTT-3.1.2-24).
+func (ss *Session) KeepAliveTimer(ticks *int) error {
+	if ss.active {
+		ss.active = false
+		*ticks = 0
+		return nil
+	}
+	*ticks++
+	if *ticks >= 3 {
+		if ss.level == packet.Level5 {
+			ss.send(func(b []byte) []byte {
+				return packet.AppendDisconnect(b, packet.Level5, &packet.Disconnect{Reason: packet.KeepAliveTimeout})
+			})
+		}
+		return ErrKeepAlive
+	}
+	return nil
+}
+
+// Closed ends the session when its connection is gone: the will is sent
+// unless the client said goodbye, and the subscriptions are parked for a
+// persistent session or removed.
+func (ss *Session) Closed() {
+	srv := ss.srv
+	if !ss.connected {
+		return
+	}
+	srv.stats.Connections.Add(-1)
+	ss.outMu.Lock()
+	ss.closed = true
+	handedOver := ss.handedOver
+	ss.outMu.Unlock()
+	srv.mu.Lock()
+	if srv.clients[ss.clientID] == ss {
+		delete(srv.clients, ss.clientID)
+	}
+	srv.mu.Unlock()
+	if w := ss.will; w != nil {
+		srv.sendWill(ss.clientID, w, ss.expiry)
+	}
+	if handedOver {
+		return
+	}
+	subs := ss.handOver()
+	if ss.expiry <= 0 {
+		for _, sub := range subs {
+			srv.live.Remove(sub.routerSub())
+		}
+		return
+	}
+	for _, sub := range subs {
+		sub.session.Store(nil)
+	}
+	p := &parkedSession{subs: subs, expires: time.Now().Add(ss.expiry)}
+	id := ss.clientID
+	p.timer = time.AfterFunc(ss.expiry, func() { srv.expire(id, p) })
+	srv.mu.Lock()
+	srv.parked[id] = p
+	srv.mu.Unlock()
+}
+
+// expire removes a parked session whose expiry ran out.
+func (s *Server) expire(id string, p *parkedSession) {
+	s.mu.Lock()
+	if s.parked[id] != p {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.parked, id)
+	s.mu.Unlock()
+	for _, sub := range p.subs {
+		s.live.Remove(sub.routerSub())
+	}
+}
+
+// sendWill publishes a will now or after its delay (5.0: at most the
+// session's expiry, MQTT-3.1.3-9).
+func (s *Server) sendWill(id string, w *will, expiry time.Duration) {
+	delay := w.delay
+	if delay > expiry {
+		delay = expiry
+	}
+	if delay <= 0 {
+		s.publishLive(&w.msg, nil)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		if s.wills[id] != t {
+			s.mu.Unlock()
+			return
+		}
+		delete(s.wills, id)
+		s.mu.Unlock()
+		s.publishLive(&w.msg, nil)
+	})
+	s.wills[id] = t
+}
+
+// publishLive sends m to the live subscribers of its subject and the
+// retained store, from a goroutine that owns no session (wills).
+func (s *Server) publishLive(m *broker.Msg, origin *Session) {
+	if m.Retain {
+		s.ret.set(m, func(error) {})
+	}
+	var res router.Result[broker.Receiver]
+	if s.live.MatchBytes(m.Subject, &res) != nil {
+		return
+	}
+	deliverAll(&res, m)
+	if s.broker != nil {
+		var cres router.Result[*broker.Stream]
+		if st := s.broker.Capture(m.Subject, &cres); st != nil {
+			_ = st.Publish(&broker.Message{Subject: m.Subject, Headers: m.Headers, Payload: m.Payload}, nil)
+		}
+	}
+}
+
+// deliverAll hands m to every plain subscriber and one member of each
+// queue group (MQTT shared subscriptions, NATS queue groups).
+func deliverAll(res *router.Result[broker.Receiver], m *broker.Msg) int {
+	n := 0
+	for _, r := range res.Subs {
+		if r.Deliver(m) {
+			n++
+		}
+	}
+	for i := range res.Groups {
+		g := &res.Groups[i]
+		for tries := 0; tries < 3; tries++ {
+			r, ok := g.Pick(nil)
+			if !ok {
+				break
+			}
+			if r.Deliver(m) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}

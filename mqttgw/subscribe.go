@@ -1,0 +1,257 @@
+package mqttgw
+
+import (
+	"bytes"
+	"strings"
+	"sync/atomic"
+
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/ledgemq/ledge/broker"
+	"github.com/ledgemq/ledge/mqttgw/packet"
+	"github.com/ledgemq/ledge/router"
+)
+
+// sharePrefix starts a shared subscription's filter: $share/group/filter.
+const sharePrefix = "$share/"
+
+// subscription is one topic filter of one session: the router's handle.
+// Its session is nil while the session is parked (disconnected but kept).
+type subscription struct {
+	session    atomic.Pointer[Session]
+	filter     string // as the client sent it
+	pattern    string
+	group      string // shared subscription group, "" for none
+	qos        packet.QoS
+	noLocal    bool
+	rap        bool // retain as published
+	id         uint32
+	skipDollar bool
+}
+
+func (sub *subscription) routerSub() router.Subscription[broker.Receiver] {
+	return router.Subscription[broker.Receiver]{Pattern: sub.pattern, Queue: sub.group, Handle: sub, SkipDollar: sub.skipDollar}
+}
+
+// Deliver implements broker.Receiver: it runs on the publisher's goroutine.
+func (sub *subscription) Deliver(m *broker.Msg) bool {
+	ss := sub.session.Load()
+	if ss == nil {
+		return false
+	}
+	if sub.noLocal && m.Origin == ss {
+		return false
+	}
+	return ss.deliver(sub, m, false)
+}
+
+func (ss *Session) subscribe(p *packet.Subscribe) error {
+	srv := ss.srv
+	v5 := ss.level == packet.Level5
+	var subID uint32
+	if v5 && len(p.Properties.SubscriptionIdentifiers) > 0 {
+		subID = p.Properties.SubscriptionIdentifiers[0]
+	}
+	codes := make([]packet.ReasonCode, len(p.Subscriptions))
+	type retainedFor struct {
+		sub *subscription
+		p   router.Pattern
+	}
+	var sendRetained []retainedFor
+	for i := range p.Subscriptions {
+		s := &p.Subscriptions[i]
+		filter := string(s.Filter)
+		group, topicFilter := "", filter
+		if strings.HasPrefix(filter, sharePrefix) {
+			rest := filter[len(sharePrefix):]
+			g, f, ok := strings.Cut(rest, "/")
+			if !ok || g == "" || f == "" || strings.ContainsAny(g, "+#") {
+				codes[i] = packet.TopicFilterInvalid
+				continue
+			}
+			if s.NoLocal {
+				// MQTT-3.8.3-4
+				return violation(packet.ProtocolError, "no local on a shared subscription")
+			}
+			group, topicFilter = g, f
+		}
+		pattern, err := router.PatternFromMQTTFilter(topicFilter)
+		if err != nil {
+			codes[i] = packet.TopicFilterInvalid
+			continue
+		}
+		qos := min(s.QoS, packet.QoS2)
+		sub := &subscription{
+			filter:     filter,
+			pattern:    pattern,
+			group:      group,
+			qos:        qos,
+			noLocal:    s.NoLocal,
+			rap:        s.RetainAsPublished,
+			id:         subID,
+			skipDollar: strings.HasPrefix(topicFilter, "+") || strings.HasPrefix(topicFilter, "#"),
+		}
+		sub.session.Store(ss)
+		old, existed := ss.subs[filter]
+		if existed {
+			// MQTT-3.8.4-3: a subscription with the same filter is
+			// replaced, not added.
+			srv.live.Remove(old.routerSub())
+		}
+		if _, err := srv.live.Insert(sub.routerSub()); err != nil {
+			codes[i] = packet.TopicFilterInvalid
+			continue
+		}
+		ss.subs[filter] = sub
+		codes[i] = packet.ReasonCode(qos)
+		if group == "" && (s.RetainHandling == 0 || (s.RetainHandling == 1 && !existed)) {
+			if rp, err := router.CompilePattern(pattern); err == nil {
+				sendRetained = append(sendRetained, retainedFor{sub, rp})
+			}
+		}
+	}
+	ss.send(func(b []byte) []byte {
+		return packet.AppendSuback(b, ss.level, &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes})
+	})
+	// MQTT-3.3.1-9: retained messages follow the SUBACK.
+	for _, r := range sendRetained {
+		for _, rm := range srv.ret.matching(r.p, r.sub.skipDollar) {
+			m := broker.Msg{Subject: []byte(rm.subject), QoS: rm.qos, Retain: true, Headers: rm.headers, Payload: rm.payload}
+			ss.deliver(r.sub, &m, true)
+		}
+	}
+	return nil
+}
+
+func (ss *Session) unsubscribe(p *packet.Unsubscribe) error {
+	codes := make([]packet.ReasonCode, len(p.Filters))
+	for i, f := range p.Filters {
+		sub, ok := ss.subs[string(f)]
+		if !ok {
+			codes[i] = packet.NoSubscriptionExisted
+			continue
+		}
+		delete(ss.subs, sub.filter)
+		ss.srv.live.Remove(sub.routerSub())
+		sub.session.Store(nil)
+	}
+	ss.send(func(b []byte) []byte {
+		return packet.AppendUnsuback(b, ss.level, &packet.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
+	})
+	return nil
+}
+
+// deliver sends m to the client for sub: at once within the in-flight
+// window, queued beyond it, dropped (and counted) beyond MaxQueued or the
+// client's maximum packet size. retained marks a retained message sent on
+// subscribe, which keeps its RETAIN flag (MQTT-3.3.1-8).
+func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool {
+	srv := ss.srv
+	var tb [128]byte
+	topic, err := router.AppendMQTTTopicFromSubject(tb[:0], string(m.Subject))
+	if err != nil {
+		return false
+	}
+	pub := packet.Publish{
+		QoS:     min(packet.QoS(m.QoS), sub.qos),
+		Retain:  retained || (sub.rap && m.Retain),
+		Payload: m.Payload,
+	}
+	pub.Topic = topic
+	v5 := ss.level == packet.Level5
+	if v5 {
+		propertiesFromHeaders(&pub.Properties, m)
+		if sub.id != 0 {
+			pub.Properties.SubscriptionIdentifiers = append(pub.Properties.SubscriptionIdentifiers, sub.id)
+		}
+	}
+	ss.outMu.Lock()
+	defer ss.outMu.Unlock()
+	if ss.closed {
+		return false
+	}
+	if pub.QoS > 0 {
+		if len(ss.queue) >= srv.opts.MaxQueued {
+			srv.stats.Dropped.Add(1)
+			return false
+		}
+		pub.PacketID = ss.nextFreePIDLocked()
+		ss.inflightOut[pub.PacketID] = pub.QoS
+	}
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	out := packet.AppendPublish(buf.B[:0], ss.level, &pub)
+	buf.B = out
+	if ss.maxOut > 0 && len(out) > ss.maxOut {
+		// MQTT-3.1.2-25: never send more than the client accepts.
+		if pub.QoS > 0 {
+			delete(ss.inflightOut, pub.PacketID)
+		}
+		srv.stats.Dropped.Add(1)
+		return false
+	}
+	if pub.QoS > 0 && ss.sent >= ss.sendQuota {
+		ss.queue = append(ss.queue, bytes.Clone(out))
+		return true
+	}
+	if pub.QoS > 0 {
+		ss.sent++
+	}
+	if ss.conn.Write(out) != nil {
+		return false
+	}
+	srv.stats.OutMsgs.Add(1)
+	srv.stats.OutBytes.Add(int64(len(m.Payload)))
+	return true
+}
+
+// nextFreePIDLocked returns a packet identifier not in flight.
+func (ss *Session) nextFreePIDLocked() uint16 {
+	for {
+		ss.nextPID++
+		if ss.nextPID == 0 {
+			ss.nextPID = 1
+		}
+		if _, busy := ss.inflightOut[ss.nextPID]; !busy {
+			return ss.nextPID
+		}
+	}
+}
+
+// flushQueueLocked sends queued publishes as the window opens.
+func (ss *Session) flushQueueLocked() {
+	for len(ss.queue) > 0 && ss.sent < ss.sendQuota && !ss.closed {
+		out := ss.queue[0]
+		ss.queue[0] = nil
+		ss.queue = ss.queue[1:]
+		ss.sent++
+		_ = ss.conn.Write(out)
+		ss.srv.stats.OutMsgs.Add(1)
+	}
+}
+
+// propertiesFromHeaders sets a 5.0 PUBLISH's properties from a message's
+// headers: the reverse of headersFromProperties.
+func propertiesFromHeaders(pr *packet.Properties, m *broker.Msg) {
+	for _, h := range m.Headers {
+		switch string(h.Key) {
+		case contentTypeHeader:
+			pr.Present.Add(packet.PropContentType)
+			pr.ContentType = h.Value
+		case correlationHeader:
+			pr.Present.Add(packet.PropCorrelationData)
+			pr.CorrelationData = h.Value
+		case payloadFormatHeader:
+			pr.Present.Add(packet.PropPayloadFormatIndicator)
+			pr.PayloadFormatIndicator = 1
+		default:
+			pr.UserProperties = append(pr.UserProperties, packet.UserProperty{Key: h.Key, Value: h.Value})
+		}
+	}
+	if len(m.Reply) > 0 {
+		if t, err := router.AppendMQTTTopicFromSubject(nil, string(m.Reply)); err == nil {
+			pr.Present.Add(packet.PropResponseTopic)
+			pr.ResponseTopic = t
+		}
+	}
+}
