@@ -51,21 +51,21 @@ type Session struct {
 	dec    packet.Decoder
 	remote string
 
-	connected  bool
-	clientID   string
-	level      packet.Level
-	clean      bool
-	expiry     time.Duration // session expiry after disconnect
-	keepAlive  time.Duration
-	active     bool // a packet arrived since the last keep-alive check
-	will       *will
-	subs       map[string]*subscription // by filter as sent
-	aliasesIn  map[uint16]string
-	awaitRel   map[uint16]struct{} // inbound QoS 2 packet ids awaiting PUBREL
+	connected bool
+	clientID  string
+	level     packet.Level
+	clean     bool
+	expiry    time.Duration // session expiry after disconnect
+	keepAlive time.Duration
+	active    bool // a packet arrived since the last keep-alive check
+	will      *will
+	subs      map[string]*subscription // by filter as sent
+	aliasesIn map[uint16]string
+	awaitRel  map[uint16]struct{} // inbound QoS 2 packet ids awaiting PUBREL
 	// inflight counts inbound QoS 1 and 2 publishes not yet acknowledged;
 	// acknowledgements are sent from the log's goroutines.
-	inflight atomic.Int32
-	disconnect bool                // a DISCONNECT arrived
+	inflight   atomic.Int32
+	disconnect bool // a DISCONNECT arrived
 
 	// The live path's match result and scratch, used on this loop only.
 	res     router.Result[broker.Receiver]
