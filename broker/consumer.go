@@ -816,8 +816,12 @@ func (c *Consumer) sendLocked(seq uint64, p *pendingMsg, now int64) bool {
 			r.sent++
 			r.bytes += size
 			r.lastBeat = now
-			if r.sent >= r.Batch {
-				c.popRequestLocked()
+			c.popRequestLocked()
+			if r.sent < r.Batch {
+				// Round robin: a request with room left waits behind the
+				// others, so competing workers share the messages instead
+				// of the oldest request taking them all.
+				c.waiting = append(c.waiting, r)
 			}
 			break
 		}

@@ -438,3 +438,28 @@ func TestRequestWithoutListenerIsDropped(t *testing.T) {
 		t.Fatalf("delivered to %q", r.subject)
 	}
 }
+
+// Waiting requests are served in turn: with prefetch 1, two workers that
+// each keep a request for many messages take every other message.
+func TestWaitingRequestsTakeTurns(t *testing.T) {
+	b, o := openBroker(t, t.TempDir())
+	defer b.Close()
+	s := mustStream(t, b, StreamConfig{Name: "RR", Subjects: []string{"rr"}, Retention: WorkQueuePolicy})
+	c := mustConsumer(t, s, ConsumerConfig{Name: "w", Durable: true, MaxAckPending: 1})
+	_ = c.Pull(PullRequest{Reply: "a", Batch: 100})
+	_ = c.Pull(PullRequest{Reply: "b", Batch: 100})
+	for i := 0; i < 6; i++ {
+		publish(t, s, "rr", fmt.Sprint(i))
+	}
+	var got []string
+	for i := 0; i < 6; i++ {
+		r := o.mustMsg(t)
+		got = append(got, r.subject)
+		if err := c.Ack(r.msg.StreamSeq, Ack, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(got) != "[a b a b a b]" {
+		t.Fatalf("served %v", got)
+	}
+}
