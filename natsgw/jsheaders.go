@@ -47,13 +47,14 @@ func ParseHeaders(dst []log.Header, b []byte) (hdrs []log.Header, ok bool) {
 			break
 		}
 		c := bytes.IndexByte(line, ':')
-		if c <= 0 {
+		if c < 0 {
 			return dst, false
 		}
-		dst = append(dst, log.Header{
-			Key:   bytes.TrimSpace(line[:c]),
-			Value: bytes.TrimSpace(line[c+1:]),
-		})
+		key := bytes.TrimSpace(line[:c])
+		if len(key) == 0 {
+			return dst, false
+		}
+		dst = append(dst, log.Header{Key: key, Value: bytes.TrimSpace(line[c+1:])})
 	}
 	return dst, true
 }

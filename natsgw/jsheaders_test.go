@@ -1,0 +1,140 @@
+package natsgw
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/ledgemq/ledge/broker"
+	"github.com/ledgemq/ledge/log"
+)
+
+func TestParseHeaders(t *testing.T) {
+	cases := []struct {
+		name, block string
+		ok          bool
+		want        []string // key=value
+	}{
+		{"empty block", "NATS/1.0\r\n\r\n", true, nil},
+		{"two headers", "NATS/1.0\r\nNats-Msg-Id: a1\r\nTrace:  x y \r\n\r\n", true, []string{"Nats-Msg-Id=a1", "Trace=x y"}},
+		{"repeated key", "NATS/1.0\r\nK: 1\r\nK: 2\r\n\r\n", true, []string{"K=1", "K=2"}},
+		{"status line", "NATS/1.0 503\r\n\r\n", true, nil},
+		{"value with colon", "NATS/1.0\r\nUrl: http://x\r\n\r\n", true, []string{"Url=http://x"}},
+		{"no version", "HTTP/1.1\r\nK: v\r\n\r\n", false, nil},
+		{"line without colon", "NATS/1.0\r\nnocolon\r\n\r\n", false, nil},
+		{"empty key", "NATS/1.0\r\n: v\r\n\r\n", false, nil},
+	}
+	for _, c := range cases {
+		hdrs, ok := ParseHeaders(nil, []byte(c.block))
+		if ok != c.ok {
+			t.Errorf("%s: ok = %v", c.name, ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		var got []string
+		for _, h := range hdrs {
+			got = append(got, string(h.Key)+"="+string(h.Value))
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+			}
+		}
+	}
+}
+
+func TestParseHeadersDoesNotAllocate(t *testing.T) {
+	block := []byte("NATS/1.0\r\nNats-Msg-Id: abc\r\nNats-Expected-Last-Sequence: 12\r\nTrace: 1\r\n\r\n")
+	dst := make([]log.Header, 0, 8)
+	if n := testing.AllocsPerRun(100, func() { dst, _ = ParseHeaders(dst[:0], block) }); n != 0 {
+		t.Errorf("ParseHeaders allocates %.1f times", n)
+	}
+}
+
+// FuzzParseHeaders: any input parses or is refused without panic, and
+// what parses is rebuilt into a block that parses to the same headers.
+func FuzzParseHeaders(f *testing.F) {
+	for _, s := range []string{"NATS/1.0\r\n\r\n", "NATS/1.0\r\nK: v\r\n\r\n", "NATS/1.0 404 No Messages\r\n\r\n", "NATS/1.0\r\nK:v\nL: w\r\n", "NATS/1.0\r\n:\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		hdrs, ok := ParseHeaders(nil, b)
+		if !ok {
+			return
+		}
+		again, ok := ParseHeaders(nil, appendHeaderBlock(nil, "", hdrs))
+		if !ok || len(again) != len(hdrs) {
+			t.Fatalf("rebuilt block of %q does not parse back", b)
+		}
+		for i := range hdrs {
+			if !bytes.Equal(hdrs[i].Key, again[i].Key) || !bytes.Equal(hdrs[i].Value, again[i].Value) {
+				t.Fatalf("header %d of %q: %q: %q became %q: %q", i, b, hdrs[i].Key, hdrs[i].Value, again[i].Key, again[i].Value)
+			}
+		}
+	})
+}
+
+// TestUncapturedPublishDoesNotAllocate: with a broker and streams on other
+// subjects, the core pub/sub path stays free of allocation.
+func TestUncapturedPublishDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	b, err := broker.Open(broker.Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.AddStream(broker.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}, Storage: broker.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(Options{Broker: b, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var subConn, pubConn sink
+	sub := srv.Open(&subConn, "127.0.0.1")
+	feedAll(t, sub, "CONNECT {\"headers\":true}\r\nSUB site.*.temp 1\r\n")
+	pub := srv.Open(&pubConn, "127.0.0.1")
+	feedAll(t, pub, "CONNECT {\"headers\":true}\r\n")
+	msg := []byte("PUB site.42.temp 4\r\n21.5\r\nHPUB site.42.temp 12 16\r\nNATS/1.0\r\n\r\nbody\r\n")
+	allocs := testing.AllocsPerRun(500, func() {
+		subConn.out = subConn.out[:0]
+		if _, err := pub.Feed(msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("publishing beside streams allocates %.1f times per PUB/HPUB pair", allocs)
+	}
+}
+
+// BenchmarkPublishCaptured measures publishes without a reply into a
+// memory stream: the gateway's header parsing and the broker's store.
+func BenchmarkPublishCaptured(b *testing.B) {
+	br, err := broker.Open(broker.Options{Dir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	if _, err := br.AddStream(broker.StreamConfig{Name: "S", Subjects: []string{"site.>"}, Storage: broker.MemoryStorage, MaxMsgs: 10000}); err != nil {
+		b.Fatal(err)
+	}
+	srv := NewServer(Options{Broker: br, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var pubConn sink
+	pub := srv.Open(&pubConn, "127.0.0.1")
+	msg := []byte("HPUB site.42.temp 29 45\r\nNATS/1.0\r\nTrace-Id: 12345\r\n\r\n0123456789abcdef\r\n")
+	b.SetBytes(16)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := pub.Feed(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	time.Sleep(0)
+}
