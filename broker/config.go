@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -390,10 +389,6 @@ func (c *ConsumerConfig) checkUpdate(old *ConsumerConfig) error {
 		return fmt.Errorf("%w: ack policy cannot change", ErrInvalidUpdate)
 	case c.IsPull() != old.IsPull():
 		return fmt.Errorf("%w: a consumer cannot change between push and pull", ErrInvalidUpdate)
-	case !slices.Equal(c.FilterSubjects, old.FilterSubjects):
-		// Other consumers and the stream read a consumer's filter without
-		// its lock, so it is fixed for the consumer's life.
-		return fmt.Errorf("%w: filter subjects cannot change", ErrInvalidUpdate)
 	case c.Durable != old.Durable:
 		return fmt.Errorf("%w: a consumer cannot change between durable and ephemeral", ErrInvalidUpdate)
 	}

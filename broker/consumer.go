@@ -203,8 +203,10 @@ type Consumer struct {
 	s      *Stream
 	name   string
 	dir    string
-	filter subjectFilter
 	outlet Outlet
+	// filterp is the subject filter, read without a lock by the stream
+	// and other consumers; it changes under both locks (see update).
+	filterp atomic.Pointer[subjectFilter]
 
 	// next is the next stream sequence to consider for a first delivery;
 	// it changes under the stream's lock (see Stream.advance) and is read
@@ -248,6 +250,8 @@ type Consumer struct {
 	done chan struct{}
 }
 
+func (c *Consumer) filter() subjectFilter { return *c.filterp.Load() }
+
 // Name returns the consumer's name.
 func (c *Consumer) Name() string { return c.name }
 
@@ -270,7 +274,7 @@ func (c *Consumer) wake() {
 
 // stored is told, under the stream's lock, of a new message.
 func (c *Consumer) stored(seq uint64, subject string) {
-	if len(c.filter) == 0 || c.filter.matches([]byte(subject)) {
+	if len(c.filter()) == 0 || c.filter().matches([]byte(subject)) {
 		c.numPending.Add(1)
 	}
 }
@@ -280,7 +284,7 @@ func (c *Consumer) removed(seq uint64, subj *subjectState) {
 	if seq < c.next.Load() {
 		return
 	}
-	if subj == nil || len(c.filter) == 0 || c.filter.matches([]byte(subj.name)) {
+	if subj == nil || len(c.filter()) == 0 || c.filter().matches([]byte(subj.name)) {
 		c.numPending.Add(-1)
 	}
 }
@@ -495,7 +499,7 @@ func (c *Consumer) ackFloorLocked() (uint64, uint64) {
 // hasAcked reports whether the consumer is done with seq: acknowledged,
 // or never going to want it.
 func (c *Consumer) hasAcked(seq uint64, subject string) bool {
-	if !c.filter.matches([]byte(subject)) {
+	if !c.filter().matches([]byte(subject)) {
 		return true
 	}
 	c.mu.Lock()
@@ -750,7 +754,7 @@ func (c *Consumer) deliverOneLocked(now int64) (ok, more bool) {
 			return false, true
 		}
 		seq := uint64(c.rec.Offset) + 1
-		match := c.filter.matches(c.rec.Subject)
+		match := c.filter().matches(c.rec.Subject)
 		if match && c.lastPer != nil && seq < c.lastPerUntil && !c.lastPer[seq] {
 			match = false
 		}

@@ -463,3 +463,26 @@ func TestWaitingRequestsTakeTurns(t *testing.T) {
 		t.Fatalf("served %v", got)
 	}
 }
+
+func TestFilterChangeRecountsPending(t *testing.T) {
+	b, o := openBroker(t, t.TempDir())
+	defer b.Close()
+	s := mustStream(t, b, StreamConfig{Name: "FC", Subjects: []string{"fc.*"}})
+	for _, subj := range []string{"fc.a", "fc.b", "fc.b"} {
+		publish(t, s, subj, "m")
+	}
+	c := mustConsumer(t, s, ConsumerConfig{Name: "c", Durable: true, FilterSubjects: []string{"fc.a"}})
+	if n := c.Info().NumPending; n != 1 {
+		t.Fatalf("pending %d", n)
+	}
+	if _, err := s.AddConsumer(ConsumerConfig{Name: "c", Durable: true, FilterSubjects: []string{"fc.b"}}, UpdateOnly); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Info().NumPending; n != 2 {
+		t.Fatalf("pending after filter change %d", n)
+	}
+	_ = c.Pull(PullRequest{Reply: "r", Batch: 5, NoWait: true})
+	if r := o.mustMsg(t); r.msg.StreamSeq != 2 {
+		t.Fatalf("first under new filter: %d", r.msg.StreamSeq)
+	}
+}

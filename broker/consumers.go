@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -42,6 +43,14 @@ func (s *Stream) AddConsumer(cfg ConsumerConfig, action ConsumerAction) (*Consum
 	}
 	if cfg.Name != "" {
 		if c, ok := s.consumers[cfg.Name]; ok {
+			if s.retention == WorkQueuePolicy {
+				filter := newFilter(cfg.FilterSubjects)
+				for _, other := range s.consumers {
+					if other != c && other.filter().overlaps(filter) {
+						return nil, fmt.Errorf("%w: filter overlaps consumer %q", ErrWorkQueueOverlap, other.name)
+					}
+				}
+			}
 			// The consumer's lock is taken without the stream's: its
 			// delivery goroutine takes them in the other order.
 			s.mu.Unlock()
@@ -62,7 +71,7 @@ func (s *Stream) AddConsumer(cfg ConsumerConfig, action ConsumerAction) (*Consum
 			return nil, fmt.Errorf("%w: work queue consumers need explicit acks", ErrInvalidConfig)
 		}
 		for _, other := range s.consumers {
-			if other.filter.overlaps(filter) {
+			if other.filter().overlaps(filter) {
 				return nil, fmt.Errorf("%w: filter overlaps consumer %q", ErrWorkQueueOverlap, other.name)
 			}
 		}
@@ -116,6 +125,16 @@ func (c *Consumer) update(cfg ConsumerConfig, action ConsumerAction) (*Consumer,
 			return nil, fmt.Errorf("consumer %q: %w", cfg.Name, err)
 		}
 	}
+	if !slices.Equal(cfg.FilterSubjects, old.FilterSubjects) {
+		// A new filter changes what is pending; the stream's lock makes
+		// the swap and the count one step for publishers.
+		f := newFilter(cfg.FilterSubjects)
+		s := c.s
+		s.mu.Lock()
+		c.filterp.Store(&f)
+		c.numPending.Store(int64(s.countFromLocked(c, c.next.Load())))
+		s.mu.Unlock()
+	}
 	c.cfg = cfg
 	c.wake()
 	return c, nil
@@ -126,7 +145,6 @@ func (s *Stream) newConsumer(cfg ConsumerConfig, filter subjectFilter) *Consumer
 		s:          s,
 		name:       cfg.Name,
 		cfg:        cfg,
-		filter:     filter,
 		outlet:     s.b.outletOrNil(),
 		pending:    make(map[uint64]*pendingMsg),
 		kick:       make(chan struct{}, 1),
@@ -134,6 +152,7 @@ func (s *Stream) newConsumer(cfg ConsumerConfig, filter subjectFilter) *Consumer
 		done:       make(chan struct{}),
 		lastActive: time.Now().UnixNano(),
 	}
+	c.filterp.Store(&filter)
 	return c
 }
 
@@ -168,7 +187,7 @@ func (s *Stream) positionLocked(c *Consumer) error {
 		lastPer := make(map[uint64]bool)
 		var newest uint64
 		for name, subj := range s.subjects {
-			if !c.filter.matches([]byte(name)) {
+			if !c.filter().matches([]byte(name)) {
 				continue
 			}
 			seq := s.lastOfSubjectLocked(subj)
@@ -205,7 +224,7 @@ func (s *Stream) countFromLocked(c *Consumer, seq uint64) uint64 {
 	if c.lastPer != nil {
 		return uint64(len(c.lastPer))
 	}
-	if len(c.filter) == 0 {
+	if len(c.filter()) == 0 {
 		if seq <= s.first {
 			return s.msgs
 		}
@@ -220,14 +239,14 @@ func (s *Stream) countFromLocked(c *Consumer, seq uint64) uint64 {
 	var n uint64
 	if seq <= s.first {
 		for name, subj := range s.subjects {
-			if c.filter.matches([]byte(name)) {
+			if c.filter().matches([]byte(name)) {
 				n += subj.msgs
 			}
 		}
 		return n
 	}
 	s.scanLocked(seq, func(_ uint64, rec *log.Record) bool {
-		if c.filter.matches(rec.Subject) {
+		if c.filter().matches(rec.Subject) {
 			n++
 		}
 		return true
@@ -434,7 +453,7 @@ func (s *Stream) settleWorkQueueLocked(c *Consumer) {
 		if seq >= end {
 			return false
 		}
-		if c.filter.matches(rec.Subject) && c.pending[seq] == nil {
+		if c.filter().matches(rec.Subject) && c.pending[seq] == nil {
 			gone = append(gone, seq)
 		}
 		return true
