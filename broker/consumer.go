@@ -429,6 +429,16 @@ func (c *Consumer) Attach(o Outlet) {
 	c.wake()
 }
 
+// Detach pauses deliveries if o is still the consumer's outlet: a session
+// that closes must not detach the connection that took its place.
+func (c *Consumer) Detach(o Outlet) {
+	c.mu.Lock()
+	if c.outlet == o {
+		c.outlet = nil
+	}
+	c.mu.Unlock()
+}
+
 // RedeliverPending makes every delivered but unacknowledged message due at
 // once, in sequence order: a resumed MQTT session must be sent again what
 // it had not acknowledged (MQTT-4.4.0-1), before anything new.

@@ -92,6 +92,7 @@ func (ss *Session) publish(p *packet.Publish) error {
 				return nil
 			}
 			ss.awaitRel[p.PacketID] = struct{}{}
+			ss.saveSession()
 		}
 		ss.inflight.Add(1)
 	}
@@ -121,6 +122,12 @@ func (ss *Session) publish(p *packet.Publish) error {
 	}
 	if err := srv.live.MatchBytes(subject, &ss.res); err == nil {
 		deliverAll(&ss.res, &m)
+	}
+	if ack != nil {
+		ack.waiting.Add(1)
+		if !srv.storePublish(subject, &m, &ss.storedRes, ack.done) {
+			ack.done(nil)
+		}
 	}
 	if srv.broker != nil {
 		if st := srv.broker.Capture(subject, &ss.capRes); st != nil {
@@ -186,51 +193,68 @@ func (ss *Session) sendAck(t packet.Type, pid uint16, reason packet.ReasonCode) 
 
 // ack handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
 func (ss *Session) ack(a *packet.Ack) error {
-	switch a.Type {
-	case packet.TypePubrel:
+	if a.Type == packet.TypePubrel {
 		reason := packet.Success
 		if _, ok := ss.awaitRel[a.PacketID]; ok {
 			delete(ss.awaitRel, a.PacketID)
 			ss.inflight.Add(-1)
+			ss.saveSession()
 		} else {
 			reason = packet.PacketIdentifierNotFound
 		}
 		ss.sendAck(packet.TypePubcomp, a.PacketID, reason)
 		return nil
-	case packet.TypePuback, packet.TypePubcomp:
-		ss.outMu.Lock()
-		_, ok := ss.inflightOut[a.PacketID]
-		if ok {
-			delete(ss.inflightOut, a.PacketID)
+	}
+	ss.outMu.Lock()
+	q, ok := ss.inflightOut[a.PacketID]
+	var seq uint64
+	var stored, released, save bool
+	switch {
+	case !ok:
+	case a.Type == packet.TypePubrec && q == packet.QoS2 && a.Reason < 0x80:
+		// The client has it: the log may let go of it, and the exchange
+		// goes on with PUBREL, which a restart must not forget.
+		seq, stored = ss.storedAckLocked(a.PacketID)
+		ss.inflightOut[a.PacketID] = qosReleasing
+		if stored {
+			ss.inflightOut[a.PacketID] = qosReleasingStored
+		}
+		released, save = true, true
+	default:
+		// PUBACK, PUBCOMP, or a PUBREC with an error: the exchange ends.
+		delete(ss.inflightOut, a.PacketID)
+		seq, stored = ss.storedAckLocked(a.PacketID)
+		save = q >= qosReleasing
+		if !stored && q != qosReleasingStored && ss.sent > 0 {
+			// A live delivery leaves the window it was counted in.
 			ss.sent--
 			ss.flushQueueLocked()
 		}
-		ss.outMu.Unlock()
-		return nil
-	case packet.TypePubrec:
-		ss.outMu.Lock()
-		q, ok := ss.inflightOut[a.PacketID]
-		if ok && q == packet.QoS2 && a.Reason < 0x80 {
-			ss.inflightOut[a.PacketID] = qosReleasing
-		} else if ok && a.Reason >= 0x80 {
-			// MQTT-4.3.3: an error PUBREC ends the exchange.
-			delete(ss.inflightOut, a.PacketID)
-			ss.sent--
-			ss.flushQueueLocked()
-			ss.outMu.Unlock()
-			return nil
-		}
-		ss.outMu.Unlock()
+	}
+	ss.outMu.Unlock()
+	if stored && ss.cons != nil {
+		_ = ss.cons.Ack(seq, broker.Ack, 0)
+	}
+	if save {
+		ss.saveSession()
+	}
+	if a.Type == packet.TypePubrec {
 		reason := packet.Success
 		if !ok {
 			reason = packet.PacketIdentifierNotFound
 		}
+		if ok && !released {
+			return nil // an error PUBREC: no PUBREL
+		}
 		ss.sendAck(packet.TypePubrel, a.PacketID, reason)
-		return nil
 	}
 	return nil
 }
 
-// qosReleasing marks an outbound QoS 2 message whose PUBREC arrived and
-// whose PUBCOMP is awaited.
-const qosReleasing packet.QoS = 3
+// qosReleasing and qosReleasingStored mark an outbound QoS 2 message whose
+// PUBREC arrived and whose PUBCOMP is awaited: a live delivery, counted in
+// the session's window, or one from the log, counted by its consumer.
+const (
+	qosReleasing       packet.QoS = 3
+	qosReleasingStored packet.QoS = 4
+)

@@ -41,8 +41,18 @@ func (r *rawConn) write(b []byte) {
 }
 
 // read returns the next packet from the server, or an error at EOF.
-func (r *rawConn) read() (*packet.Packet, error) {
-	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+func (r *rawConn) read() (*packet.Packet, error) { return r.readWithin(5 * time.Second) }
+
+// quiet fails if the server sends a packet within d.
+func (r *rawConn) quiet(d time.Duration) {
+	r.t.Helper()
+	if p, err := r.readWithin(d); err == nil {
+		r.t.Fatalf("unexpected %v packet", p.Type)
+	}
+}
+
+func (r *rawConn) readWithin(d time.Duration) (*packet.Packet, error) {
+	_ = r.c.SetReadDeadline(time.Now().Add(d))
 	var p packet.Packet
 	for {
 		if len(r.buf) > 0 {

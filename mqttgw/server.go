@@ -86,7 +86,9 @@ type Server struct {
 	live   *router.Router[broker.Receiver]
 	broker *broker.Broker
 	ret    *retained
-	stats  Stats
+	// persist keeps persistent sessions in the log; nil without a broker.
+	persist *persistence
+	stats   Stats
 	start  time.Time
 
 	mu sync.Mutex
@@ -107,6 +109,8 @@ type parkedSession struct {
 	subs    map[string]*subscription
 	expires time.Time
 	timer   *time.Timer
+	// record is the saved state of a session loaded after a restart.
+	record *sessionRecord
 }
 
 // NewServer returns an MQTT gateway that publishes into and subscribes on
@@ -131,6 +135,14 @@ func NewServer(opts Options, live *router.Router[broker.Receiver], b *broker.Bro
 		return nil, err
 	}
 	s.ret = ret
+	if b != nil {
+		if s.persist, err = openPersistence(b); err != nil {
+			return nil, err
+		}
+		if err := s.loadSessions(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 

@@ -85,6 +85,17 @@ type Session struct {
 	sendQuota   int                   // the client's receive maximum
 	maxOut      int                   // the client's maximum packet size (0: none)
 	problemInfo bool
+	// Persistent sessions: the consumer whose deliveries are the stored
+	// messages, the packet ids of those in flight, and the copy of the
+	// subscriptions that deliveries from the consumer's goroutine read.
+	cons    *broker.Consumer
+	seqPID  map[uint64]uint16
+	pidSeq  map[uint16]uint64
+	outSubs []*subscription
+	out2    []byte
+	// storedRes is the publish path's match in the stored-subscriptions
+	// router.
+	storedRes router.Result[*subscription]
 }
 
 // Open starts a session on a new connection.
@@ -263,14 +274,37 @@ func (ss *Session) connect(c *packet.Connect) error {
 	ss.maxOut = int(c.Properties.MaximumPacketSize)
 	ss.problemInfo = !c.Properties.Present.Has(packet.PropRequestProblemInformation) || c.Properties.RequestProblemInformation == 1
 	ss.inflightOut = make(map[uint16]packet.QoS)
+	ss.seqPID = make(map[uint64]uint16)
+	ss.pidSeq = make(map[uint16]uint64)
 	ss.outMu.Unlock()
 	if c.WillFlag {
 		ss.will = ss.newWill(c)
 	}
 
-	present := srv.attach(ss)
+	present, rec := srv.attach(ss)
 	ss.connected = true
 	srv.stats.Connections.Add(1)
+	if rec != nil && present {
+		for _, pid := range rec.AwaitRel {
+			if ss.awaitRel == nil {
+				ss.awaitRel = make(map[uint16]struct{})
+			}
+			ss.awaitRel[pid] = struct{}{}
+		}
+		ss.outMu.Lock()
+		for _, pid := range rec.Releasing {
+			ss.inflightOut[pid] = qosReleasingStored
+		}
+		ss.outMu.Unlock()
+	}
+	ss.subsChangedQuiet()
+	if ss.persistent() {
+		if err := ss.openConsumer(); err != nil {
+			srv.opts.Logger.Error("mqtt: persistent session unavailable", "client", ss.clientID, "err", err)
+			return &packet.Error{Packet: packet.TypeConnect, Reason: packet.ServerUnavailable, ReturnCode: packet.RefusedServerUnavailable, Msg: err.Error()}
+		}
+		ss.saveSession()
+	}
 
 	ack := packet.Connack{SessionPresent: present}
 	if v5 {
@@ -296,9 +330,34 @@ func (ss *Session) connect(c *packet.Connect) error {
 	}
 	ss.send(func(b []byte) []byte { return packet.AppendConnack(b, ss.level, &ack) })
 	if present {
-		ss.resumeRetained()
+		// MQTT-4.4.0-1: a resumed session resends PUBREL for the QoS 2
+		// exchanges it had in progress (and, through its consumer, the
+		// PUBLISHes not yet acknowledged).
+		ss.outMu.Lock()
+		var rel []uint16
+		for pid, q := range ss.inflightOut {
+			if q >= qosReleasing {
+				rel = append(rel, pid)
+			}
+		}
+		ss.outMu.Unlock()
+		for _, pid := range rel {
+			ss.sendAck(packet.TypePubrel, pid, packet.Success)
+		}
 	}
+	ss.attachConsumer(present)
 	return nil
+}
+
+// subsChangedQuiet refreshes the copy of the subscriptions that stored
+// deliveries read, without touching the consumer or the record.
+func (ss *Session) subsChangedQuiet() {
+	ss.outMu.Lock()
+	ss.outSubs = ss.outSubs[:0]
+	for _, sub := range ss.subs {
+		ss.outSubs = append(ss.outSubs, sub)
+	}
+	ss.outMu.Unlock()
 }
 
 func (ss *Session) newWill(c *packet.Connect) *will {
@@ -322,8 +381,9 @@ func (ss *Session) newWill(c *packet.Connect) *will {
 
 // attach registers a connected session under its client id, taking over a
 // connected one and resuming or discarding a parked one. It reports
-// whether a session was present.
-func (s *Server) attach(ss *Session) (present bool) {
+// whether a session was present, with its saved record if it was loaded
+// after a restart.
+func (s *Server) attach(ss *Session) (present bool, rec *sessionRecord) {
 	s.mu.Lock()
 	old := s.clients[ss.clientID]
 	s.clients[ss.clientID] = ss
@@ -340,37 +400,42 @@ func (s *Server) attach(ss *Session) (present bool) {
 		s.stats.Takeovers.Add(1)
 		// The old connection hands its subscriptions over when the new
 		// one keeps the session.
-		subs := old.takeover(ss.level)
-		if !ss.clean {
-			parked = &parkedSession{subs: subs}
-		} else {
-			for _, sub := range subs {
-				s.live.Remove(sub.routerSub())
-			}
-		}
+		subs, oldRec := old.takeover()
+		parked = &parkedSession{subs: subs, record: oldRec}
 	}
 	if parked == nil {
-		return false
+		if ss.clean {
+			s.dropSession(ss.clientID)
+		}
+		return false, nil
 	}
 	if parked.timer != nil {
 		parked.timer.Stop()
 	}
 	if ss.clean {
 		for _, sub := range parked.subs {
-			s.live.Remove(sub.routerSub())
+			s.removeSub(sub)
 		}
-		return false
+		s.dropSession(ss.clientID)
+		return false, nil
 	}
 	for f, sub := range parked.subs {
+		if want := ss.persistent() && sub.qos > 0 && sub.group == ""; want != sub.stored {
+			s.removeSub(sub)
+			sub.stored = want
+			_ = s.addSub(sub)
+		}
 		sub.session.Store(ss)
 		ss.subs[f] = sub
 	}
-	return true
+	return true, parked.record
 }
 
 // takeover ends this session for a new connection with the same client
-// id, and returns its subscriptions, which stay in the router.
-func (ss *Session) takeover(level packet.Level) map[string]*subscription {
+// id, and returns its subscriptions, which stay in the router, and the
+// state of its QoS 2 exchanges.
+func (ss *Session) takeover() (map[string]*subscription, *sessionRecord) {
+	rec := ss.record()
 	ss.outMu.Lock()
 	ss.closed = true
 	ss.outMu.Unlock()
@@ -379,9 +444,7 @@ func (ss *Session) takeover(level packet.Level) map[string]*subscription {
 		_ = ss.conn.Write(out)
 	}
 	ss.conn.Close(ErrTakenOver)
-	// The session's loop may still be in Feed; the subscriptions map is
-	// handed over as it is now and the old session forgets it.
-	return ss.handOver()
+	return ss.handOver(), rec
 }
 
 func (ss *Session) handOver() map[string]*subscription {
@@ -392,11 +455,6 @@ func (ss *Session) handOver() map[string]*subscription {
 	ss.handedOver = true
 	return subs
 }
-
-// resumeRetained does nothing yet for resumed sessions: retained messages
-// are sent on SUBSCRIBE only (MQTT-3.3.1-9), and a resumed session's
-// subscriptions were made before.
-func (ss *Session) resumeRetained() {}
 
 func (ss *Session) disconnected(d *packet.Disconnect) error {
 	if ss.level == packet.Level5 {
@@ -447,37 +505,60 @@ func (ss *Session) Closed() {
 		return
 	}
 	srv.stats.Connections.Add(-1)
+	var rec *sessionRecord
+	if ss.persistent() {
+		rec = ss.record()
+		rec.Disconnected = time.Now().UTC()
+	}
+	// Leaving the client table and parking are one step under the
+	// server's lock: a reconnect with the same id finds this connection
+	// (and takes it over) or the parked session, never neither.
+	id := ss.clientID
+	srv.mu.Lock()
 	ss.outMu.Lock()
 	ss.closed = true
 	handedOver := ss.handedOver
+	subs := ss.subs
+	ss.subs = make(map[string]*subscription)
+	ss.handedOver = true
 	ss.outMu.Unlock()
-	srv.mu.Lock()
-	if srv.clients[ss.clientID] == ss {
-		delete(srv.clients, ss.clientID)
+	if srv.clients[id] == ss {
+		delete(srv.clients, id)
+	}
+	if !handedOver && ss.expiry > 0 {
+		for _, sub := range subs {
+			sub.session.Store(nil)
+		}
+		p := &parkedSession{subs: subs, expires: time.Now().Add(ss.expiry)}
+		p.timer = time.AfterFunc(ss.expiry, func() { srv.expire(id, p) })
+		srv.parked[id] = p
 	}
 	srv.mu.Unlock()
+	if ss.cons != nil {
+		ss.cons.Detach(sessionOutlet{ss})
+	}
 	if w := ss.will; w != nil {
-		srv.sendWill(ss.clientID, w, ss.expiry)
+		srv.sendWill(id, w, ss.expiry)
 	}
 	if handedOver {
 		return
 	}
-	subs := ss.handOver()
 	if ss.expiry <= 0 {
 		for _, sub := range subs {
-			srv.live.Remove(sub.routerSub())
+			srv.removeSub(sub)
+		}
+		if ss.cons != nil {
+			srv.dropSession(id)
 		}
 		return
 	}
-	for _, sub := range subs {
-		sub.session.Store(nil)
+	if rec != nil {
+		srv.saveRecord(rec, func(err error) {
+			if err != nil {
+				srv.opts.Logger.Error("mqtt: session record not saved", "client", id, "err", err)
+			}
+		})
 	}
-	p := &parkedSession{subs: subs, expires: time.Now().Add(ss.expiry)}
-	id := ss.clientID
-	p.timer = time.AfterFunc(ss.expiry, func() { srv.expire(id, p) })
-	srv.mu.Lock()
-	srv.parked[id] = p
-	srv.mu.Unlock()
 }
 
 // expire removes a parked session whose expiry ran out.
@@ -490,8 +571,9 @@ func (s *Server) expire(id string, p *parkedSession) {
 	delete(s.parked, id)
 	s.mu.Unlock()
 	for _, sub := range p.subs {
-		s.live.Remove(sub.routerSub())
+		s.removeSub(sub)
 	}
+	s.dropSession(id)
 }
 
 // sendWill publishes a will now or after its delay (5.0: at most the

@@ -21,12 +21,16 @@ type subscription struct {
 	session    atomic.Pointer[Session]
 	filter     string // as the client sent it
 	pattern    string
+	compiled   router.Pattern
 	group      string // shared subscription group, "" for none
 	qos        packet.QoS
 	noLocal    bool
 	rap        bool // retain as published
 	id         uint32
 	skipDollar bool
+	// stored: the QoS 1/2 messages of this subscription of a persistent
+	// session come from the log (its consumer), not the live path.
+	stored bool
 }
 
 func (sub *subscription) routerSub() router.Subscription[broker.Receiver] {
@@ -35,6 +39,10 @@ func (sub *subscription) routerSub() router.Subscription[broker.Receiver] {
 
 // Deliver implements broker.Receiver: it runs on the publisher's goroutine.
 func (sub *subscription) Deliver(m *broker.Msg) bool {
+	if sub.stored && m.QoS > 0 {
+		// The publisher wrote it to the log for this session.
+		return true
+	}
 	ss := sub.session.Load()
 	if ss == nil {
 		return false
@@ -61,55 +69,35 @@ func (ss *Session) subscribe(p *packet.Subscribe) error {
 	for i := range p.Subscriptions {
 		s := &p.Subscriptions[i]
 		filter := string(s.Filter)
-		group, topicFilter := "", filter
-		if strings.HasPrefix(filter, sharePrefix) {
-			rest := filter[len(sharePrefix):]
-			g, f, ok := strings.Cut(rest, "/")
-			if !ok || g == "" || f == "" || strings.ContainsAny(g, "+#") {
-				codes[i] = packet.TopicFilterInvalid
-				continue
-			}
-			if s.NoLocal {
-				// MQTT-3.8.3-4
-				return violation(packet.ProtocolError, "no local on a shared subscription")
-			}
-			group, topicFilter = g, f
+		if s.NoLocal && strings.HasPrefix(filter, sharePrefix) {
+			// MQTT-3.8.3-4
+			return violation(packet.ProtocolError, "no local on a shared subscription")
 		}
-		pattern, err := router.PatternFromMQTTFilter(topicFilter)
+		sub, err := newSubscription(filter, s.QoS, s.NoLocal, s.RetainAsPublished, subID)
 		if err != nil {
 			codes[i] = packet.TopicFilterInvalid
 			continue
 		}
-		qos := min(s.QoS, packet.QoS2)
-		sub := &subscription{
-			filter:     filter,
-			pattern:    pattern,
-			group:      group,
-			qos:        qos,
-			noLocal:    s.NoLocal,
-			rap:        s.RetainAsPublished,
-			id:         subID,
-			skipDollar: strings.HasPrefix(topicFilter, "+") || strings.HasPrefix(topicFilter, "#"),
-		}
+		sub.stored = ss.persistent() && sub.qos > 0 && sub.group == ""
 		sub.session.Store(ss)
 		old, existed := ss.subs[filter]
 		if existed {
 			// MQTT-3.8.4-3: a subscription with the same filter is
 			// replaced, not added.
-			srv.live.Remove(old.routerSub())
+			srv.removeSub(old)
+			old.session.Store(nil)
 		}
-		if _, err := srv.live.Insert(sub.routerSub()); err != nil {
+		if err := srv.addSub(sub); err != nil {
 			codes[i] = packet.TopicFilterInvalid
 			continue
 		}
 		ss.subs[filter] = sub
-		codes[i] = packet.ReasonCode(qos)
-		if group == "" && (s.RetainHandling == 0 || (s.RetainHandling == 1 && !existed)) {
-			if rp, err := router.CompilePattern(pattern); err == nil {
-				sendRetained = append(sendRetained, retainedFor{sub, rp})
-			}
+		codes[i] = packet.ReasonCode(sub.qos)
+		if sub.group == "" && (s.RetainHandling == 0 || (s.RetainHandling == 1 && !existed)) {
+			sendRetained = append(sendRetained, retainedFor{sub, sub.compiled})
 		}
 	}
+	ss.subsChanged()
 	ss.send(func(b []byte) []byte {
 		return packet.AppendSuback(b, ss.level, &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes})
 	})
@@ -132,9 +120,10 @@ func (ss *Session) unsubscribe(p *packet.Unsubscribe) error {
 			continue
 		}
 		delete(ss.subs, sub.filter)
-		ss.srv.live.Remove(sub.routerSub())
+		ss.srv.removeSub(sub)
 		sub.session.Store(nil)
 	}
+	ss.subsChanged()
 	ss.send(func(b []byte) []byte {
 		return packet.AppendUnsuback(b, ss.level, &packet.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
 	})
@@ -203,6 +192,21 @@ func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool
 	srv.stats.OutMsgs.Add(1)
 	srv.stats.OutBytes.Add(int64(len(m.Payload)))
 	return true
+}
+
+// subsChanged follows a change of the session's subscriptions: the copy
+// that stored deliveries read, the consumer's filter and the record.
+func (ss *Session) subsChanged() {
+	ss.outMu.Lock()
+	ss.outSubs = ss.outSubs[:0]
+	for _, sub := range ss.subs {
+		ss.outSubs = append(ss.outSubs, sub)
+	}
+	ss.outMu.Unlock()
+	if ss.persistent() {
+		ss.refilter()
+		ss.saveSession()
+	}
 }
 
 // nextFreePIDLocked returns a packet identifier not in flight.
