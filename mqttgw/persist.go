@@ -200,7 +200,6 @@ func (ss *Session) record() *sessionRecord {
 	return rec
 }
 
-
 // saveSession writes the record of a persistent session (logging a
 // failure: the session goes on in memory).
 func (ss *Session) saveSession() {
@@ -313,8 +312,8 @@ func (s *Server) storePublish(subject []byte, m *broker.Msg, res *router.Result[
 type sessionOutlet struct{ ss *Session }
 
 func (o sessionOutlet) Deliver(_ string, d *broker.Delivery) bool { return o.ss.deliverStored(d) }
-func (o sessionOutlet) Status(string, broker.Status)             {}
-func (o sessionOutlet) Event(broker.Event)                       {}
+func (o sessionOutlet) Status(string, broker.Status)              {}
+func (o sessionOutlet) Event(broker.Event)                        {}
 func (o sessionOutlet) Interest(string) bool {
 	o.ss.outMu.Lock()
 	defer o.ss.outMu.Unlock()

@@ -89,7 +89,7 @@ type Server struct {
 	// persist keeps persistent sessions in the log; nil without a broker.
 	persist *persistence
 	stats   Stats
-	start  time.Time
+	start   time.Time
 
 	mu sync.Mutex
 	// clients are the connected sessions by client id, for takeover.
