@@ -22,6 +22,7 @@ type config struct {
 
 	dataDir  string
 	natsAddr string
+	mqttAddr string
 
 	sync         string
 	syncInterval time.Duration
@@ -37,6 +38,8 @@ type config struct {
 	natsUser     string
 	natsPassword string
 	natsToken    string
+	mqttUser     string
+	mqttPassword string
 
 	logLevel  string
 	logFormat string
@@ -52,6 +55,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.configFile, "config", "", "read settings from `FILE`: lines of name = value with the flag names; # starts a comment")
 	fs.StringVar(&cfg.dataDir, "data-dir", "./ledge-data", "folder for streams, cursors and sessions (created if missing)")
 	fs.StringVar(&cfg.natsAddr, "nats-addr", ":4222", "address for NATS clients (host:port; empty to disable)")
+	fs.StringVar(&cfg.mqttAddr, "mqtt-addr", ":1883", "address for MQTT 3.1.1 and 5.0 clients (host:port; empty to disable)")
 	fs.StringVar(&cfg.sync, "sync", "always", "when a stored message is confirmed to its publisher: always (after fsync), interval (after the periodic fsync) or never (once written)")
 	fs.DurationVar(&cfg.syncInterval, "sync-interval", 100*time.Millisecond, "fsync period of streams under -sync interval")
 	fs.IntVar(&cfg.maxPayload, "max-payload", 1<<20, "largest message payload in bytes, headers included")
@@ -64,6 +68,8 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.natsUser, "nats-user", "", "require this user name from NATS clients")
 	fs.StringVar(&cfg.natsPassword, "nats-password", "", "the password that goes with -nats-user")
 	fs.StringVar(&cfg.natsToken, "nats-token", "", "require this token from NATS clients")
+	fs.StringVar(&cfg.mqttUser, "mqtt-user", "", "require this user name from MQTT clients")
+	fs.StringVar(&cfg.mqttPassword, "mqtt-password", "", "the password that goes with -mqtt-user")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (one readable line per event) or json")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` from start to shutdown (for go tool pprof)")
@@ -73,8 +79,8 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 Usage: ledge [flags]
        ledge ctl queues [-url nats://host:port]
 
-With no flags it serves NATS (with JetStream) on :4222 and keeps its data in
-./ledge-data. "ledge ctl queues" lists each stream's consumers with their
+With no flags it serves NATS (with JetStream) on :4222 and MQTT on :1883,
+and keeps its data in ./ledge-data. "ledge ctl queues" lists each stream's consumers with their
 messages ready, unacknowledged, redelivered and waiting pull requests.
 Every flag can also be set as an environment variable (LEDGE_ and the name
 in upper case with '-' as '_', e.g. LEDGE_DATA_DIR) or in the file named by
@@ -196,6 +202,9 @@ func (c *config) validate() error {
 	}
 	if c.maxConns < 0 || c.loops < 0 || c.maxPingsOut < 1 || c.pingInterval <= 0 {
 		errs = append(errs, errors.New("max-conns and loops must be >= 0, max-pings-out >= 1, ping-interval > 0"))
+	}
+	if c.mqttPassword != "" && c.mqttUser == "" {
+		return errors.New("-mqtt-password needs -mqtt-user")
 	}
 	if (c.natsUser == "") != (c.natsPassword == "") {
 		errs = append(errs, errors.New("nats-user and nats-password go together"))

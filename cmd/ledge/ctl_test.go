@@ -63,6 +63,11 @@ func TestCtlQueues(t *testing.T) {
 		{"STREAM", "CONSUMER", "MESSAGES", "READY", "UNACKED", "REDELIVERED", "WAITING"},
 		{"IDLE", "-", "0", "-", "-", "-", "-"},
 		{"JOBS", "workers", "5", "3", "2", "0", "0"},
+		// The MQTT gateway's own streams: its persistent sessions'
+		// queues show here too.
+		{"MQTT_msgs", "-", "0", "-", "-", "-", "-"},
+		{"MQTT_retained", "-", "0", "-", "-", "-", "-"},
+		{"MQTT_sessions", "-", "0", "-", "-", "-", "-"},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("ctl queues printed:\n%s", out.String())

@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/ledgemq/ledge/broker"
+	"github.com/ledgemq/ledge/mqttgw"
 	"github.com/ledgemq/ledge/natsgw"
 	lnet "github.com/ledgemq/ledge/net"
+	"github.com/ledgemq/ledge/router"
 )
 
 // version is ledge's release, set at build time with
@@ -103,6 +105,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer closeBroker()
 
+	// The router every protocol's live subscribers share, so that a
+	// message published on one reaches subscribers of all.
+	live := router.New[broker.Receiver](router.Options{})
+
 	netOpts := lnet.Options{
 		Loops:       cfg.loops,
 		MaxConns:    cfg.maxConns,
@@ -139,12 +145,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		addrs["nats"] = ln.Addr().String()
 		logger.Info("listening", "proto", "nats", "addr", ln.Addr().String(), "transport", ln.Transport())
 	}
+	if cfg.mqttAddr != "" {
+		gw, err := mqttgw.NewServer(mqttgw.Options{
+			MaxPacketSize: cfg.maxPayload + 64<<10,
+			Username:      cfg.mqttUser,
+			Password:      cfg.mqttPassword,
+			Logger:        logger.With("proto", "mqtt"),
+		}, live, b)
+		if err != nil {
+			return err
+		}
+		opts := netOpts
+		opts.MaxInput = gw.MaxInput()
+		ln, err := lnet.Listen("tcp", cfg.mqttAddr, gw.Handler(), opts)
+		if err != nil {
+			return fmt.Errorf("mqtt listener: %w", err)
+		}
+		servers = append(servers, ln)
+		addrs["mqtt"] = ln.Addr().String()
+		logger.Info("listening", "proto", "mqtt", "addr", ln.Addr().String(), "transport", ln.Transport())
+	}
 	if len(servers) == 0 {
 		return errors.New("no listener configured")
 	}
 
 	var parts []string
-	for _, p := range []string{"nats"} {
+	for _, p := range []string{"nats", "mqtt"} {
 		if a, ok := addrs[p]; ok {
 			parts = append(parts, p+"="+a)
 		}
