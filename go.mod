@@ -3,6 +3,7 @@ module github.com/ledgemq/ledge
 go 1.26.0
 
 require (
+	github.com/eclipse/paho.golang v0.23.0
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/klauspost/compress v1.20.4
 	github.com/nats-io/nats.go v1.55.0

@@ -439,6 +439,44 @@ func (c *Consumer) Detach(o Outlet) {
 	c.mu.Unlock()
 }
 
+// TrimPending skips the oldest messages not yet delivered until at most
+// keep remain, and returns how many it skipped: the policy of a bounded
+// queue (an MQTT session's backlog) that drops its oldest when full.
+// Messages already delivered and unacknowledged are not touched.
+func (c *Consumer) TrimPending(keep uint64) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var skipped uint64
+	for c.numPending.Load() > int64(keep) && !c.closed {
+		if c.rd == nil {
+			rd, err := c.s.st.newReader(int64(c.next.Load() - 1))
+			if err != nil {
+				break
+			}
+			c.rd = rd
+		}
+		want := int64(c.next.Load() - 1)
+		if c.rd.offset() != want {
+			if err := c.rd.seek(want); err != nil {
+				break
+			}
+		}
+		c.rd.release()
+		if err := c.rd.next(&c.rec); err != nil {
+			break
+		}
+		seq := uint64(c.rec.Offset) + 1
+		match := c.filter().matches(c.rec.Subject)
+		if c.s.advance(c, seq, match) && match {
+			skipped++
+		}
+	}
+	if skipped > 0 {
+		c.dirty = true
+	}
+	return skipped
+}
+
 // RedeliverPending makes every delivered but unacknowledged message due at
 // once, in sequence order: a resumed MQTT session must be sent again what
 // it had not acknowledged (MQTT-4.4.0-1), before anything new.

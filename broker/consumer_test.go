@@ -486,3 +486,24 @@ func TestFilterChangeRecountsPending(t *testing.T) {
 		t.Fatalf("first under new filter: %d", r.msg.StreamSeq)
 	}
 }
+
+func TestTrimPendingDropsOldest(t *testing.T) {
+	b, o := openBroker(t, t.TempDir())
+	defer b.Close()
+	s := mustStream(t, b, StreamConfig{Name: "TR", Subjects: []string{"tr.*"}})
+	c := mustConsumer(t, s, ConsumerConfig{Name: "c", Durable: true, FilterSubjects: []string{"tr.a"}})
+	for i := 0; i < 10; i++ {
+		publish(t, s, "tr.a", fmt.Sprint(i))
+		publish(t, s, "tr.b", "other")
+	}
+	if n := c.TrimPending(3); n != 7 {
+		t.Fatalf("skipped %d", n)
+	}
+	if n := c.Info().NumPending; n != 3 {
+		t.Fatalf("pending %d", n)
+	}
+	_ = c.Pull(PullRequest{Reply: "r", Batch: 10, NoWait: true})
+	if r := o.mustMsg(t); r.payload != "7" {
+		t.Fatalf("first after trim: %q", r.payload)
+	}
+}

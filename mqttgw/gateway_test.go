@@ -75,6 +75,7 @@ func (g *gateway) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = g.ln.Shutdown(ctx)
+	g.srv.Close()
 	_ = g.broker.Close()
 	g.ln = nil
 }

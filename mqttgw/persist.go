@@ -360,9 +360,13 @@ func (ss *Session) deliverStored(d *broker.Delivery) bool {
 		return true
 	}
 	pub := packet.Publish{QoS: min(msgQoS, subQoS), Topic: topic, Payload: d.Payload, Dup: d.Deliveries > 1}
+	m := broker.Msg{Headers: hdrs}
+	if propertiesFromHeaders(&pub.Properties, &m, ss.level == packet.Level5) {
+		// MQTT-3.3.2-5: an expired message is not delivered.
+		go ss.cons.Ack(d.StreamSeq, broker.Ack, 0)
+		return true
+	}
 	if ss.level == packet.Level5 {
-		m := broker.Msg{Headers: hdrs}
-		propertiesFromHeaders(&pub.Properties, &m)
 		if sub.id != 0 {
 			pub.Properties.SubscriptionIdentifiers = append(pub.Properties.SubscriptionIdentifiers, sub.id)
 		}
@@ -377,8 +381,12 @@ func (ss *Session) deliverStored(d *broker.Delivery) bool {
 		}
 		pub.PacketID = pid
 	}
+	newAlias := ss.aliasLocked(&pub)
 	ss.out2 = packet.AppendPublish(ss.out2[:0], ss.level, &pub)
 	if ss.maxOut > 0 && len(ss.out2) > ss.maxOut {
+		if newAlias {
+			delete(ss.aliasesOut, string(pub.Topic))
+		}
 		ss.srv.stats.Dropped.Add(1)
 		ss.forgetPIDLocked(pub.PacketID)
 		go ss.cons.Ack(d.StreamSeq, broker.Ack, 0)

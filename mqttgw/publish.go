@@ -1,7 +1,9 @@
 package mqttgw
 
 import (
+	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/log"
@@ -15,6 +17,9 @@ const (
 	contentTypeHeader   = "Content-Type"
 	correlationHeader   = "Mqtt-Correlation-Data"
 	payloadFormatHeader = "Mqtt-Payload-Format"
+	// expiresHeader holds when a message with a 5.0 expiry interval
+	// expires, in Unix seconds, so that what waits in the log ages.
+	expiresHeader = "Mqtt-Expires"
 )
 
 // headersFromProperties appends a 5.0 PUBLISH's (or will's) properties to
@@ -107,6 +112,10 @@ func (ss *Session) publish(p *packet.Publish) error {
 	m := broker.Msg{Subject: subject, Payload: p.Payload, QoS: byte(p.QoS), Retain: p.Retain, Origin: ss}
 	if v5 {
 		ss.hdrs, m.Reply = headersFromProperties(ss.hdrs[:0], &p.Properties, false)
+		if p.Properties.Present.Has(packet.PropMessageExpiryInterval) {
+			at := time.Now().Unix() + int64(p.Properties.MessageExpiryInterval)
+			ss.hdrs = append(ss.hdrs, log.Header{Key: []byte(expiresHeader), Value: strconv.AppendInt(nil, at, 10)})
+		}
 		m.Headers = ss.hdrs
 	}
 	var ack *pendingAck

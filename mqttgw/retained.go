@@ -113,6 +113,14 @@ func (r *retained) set(m *broker.Msg, done func(error)) {
 	}
 }
 
+// setVolatile retains m in memory only (the $SYS topics).
+func (r *retained) setVolatile(m *broker.Msg) {
+	rm := &retainedMsg{subject: string(m.Subject), qos: m.QoS, payload: bytes.Clone(m.Payload)}
+	r.mu.Lock()
+	r.msgs[rm.subject] = rm
+	r.mu.Unlock()
+}
+
 // matching returns the retained messages whose subject p matches; MQTT's
 // rule that a leading wildcard does not match '$' topics applies.
 func (r *retained) matching(p router.Pattern, skipDollar bool) []*retainedMsg {

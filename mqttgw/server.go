@@ -32,9 +32,17 @@ type Options struct {
 	// MaxSessionExpiry caps how long a disconnected session is kept
 	// (1 day when zero).
 	MaxSessionExpiry time.Duration
-	// MaxQueued bounds the QoS 1 and 2 messages waiting for a client's
-	// in-flight window; more are dropped and counted (1000 when zero).
+	// MaxQueued bounds the QoS 1 and 2 messages waiting for a connected
+	// client's in-flight window; more are dropped and counted (1000 when
+	// zero).
 	MaxQueued int
+	// MaxSessionBacklog bounds the messages a persistent session may have
+	// waiting in the log; beyond it the oldest are dropped, counted and
+	// logged (100,000 when zero).
+	MaxSessionBacklog int
+	// SysInterval is how often the $SYS/broker topics are published
+	// (10 s when zero; negative: never).
+	SysInterval time.Duration
 	// Username and Password, when Username is set, are required in
 	// CONNECT. (Users and permissions come with package auth.)
 	Username, Password string
@@ -59,6 +67,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxQueued <= 0 {
 		o.MaxQueued = 1000
+	}
+	if o.MaxSessionBacklog <= 0 {
+		o.MaxSessionBacklog = 100_000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -102,6 +113,10 @@ type Server struct {
 
 	nextID atomic.Uint64
 	idBase string
+
+	quit      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // parkedSession is what a disconnected persistent session keeps.
@@ -113,7 +128,7 @@ type parkedSession struct {
 	record *sessionRecord
 }
 
-// NewServer returns an MQTT gateway that publishes into and subscribes on
+// NewServer returns an MQTT gateway; Close stops it that publishes into and subscribes on
 // live, the router shared with the other protocols, and keeps retained
 // messages in b. b may be nil, which keeps retained messages in memory
 // only (for tests and for a broker without a data folder).
@@ -129,6 +144,8 @@ func NewServer(opts Options, live *router.Router[broker.Receiver], b *broker.Bro
 		parked:  make(map[string]*parkedSession),
 		wills:   make(map[string]*time.Timer),
 		idBase:  "ledge-" + hex.EncodeToString(id[:]) + "-",
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	ret, err := openRetained(b)
 	if err != nil {
@@ -143,6 +160,7 @@ func NewServer(opts Options, live *router.Router[broker.Receiver], b *broker.Bro
 			return nil, err
 		}
 	}
+	go s.run()
 	return s, nil
 }
 

@@ -84,6 +84,8 @@ type Session struct {
 	sent        int                   // QoS 1/2 sent and not yet acknowledged
 	sendQuota   int                   // the client's receive maximum
 	maxOut      int                   // the client's maximum packet size (0: none)
+	aliasMaxOut uint16                // topic aliases the client accepts
+	aliasesOut  map[string]uint16
 	problemInfo bool
 	// Persistent sessions: the consumer whose deliveries are the stored
 	// messages, the packet ids of those in flight, and the copy of the
@@ -272,6 +274,8 @@ func (ss *Session) connect(c *packet.Connect) error {
 		ss.sendQuota = int(c.Properties.ReceiveMaximum)
 	}
 	ss.maxOut = int(c.Properties.MaximumPacketSize)
+	ss.aliasMaxOut = c.Properties.TopicAliasMaximum
+	ss.aliasesOut = make(map[string]uint16)
 	ss.problemInfo = !c.Properties.Present.Has(packet.PropRequestProblemInformation) || c.Properties.RequestProblemInformation == 1
 	ss.inflightOut = make(map[uint16]packet.QoS)
 	ss.seqPID = make(map[uint64]uint16)

@@ -2,7 +2,9 @@ package mqttgw
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
+	"time"
 	"sync/atomic"
 
 	"github.com/valyala/bytebufferpool"
@@ -148,8 +150,10 @@ func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool
 	}
 	pub.Topic = topic
 	v5 := ss.level == packet.Level5
+	if propertiesFromHeaders(&pub.Properties, m, v5) {
+		return false // expired (a retained message past its lifetime)
+	}
 	if v5 {
-		propertiesFromHeaders(&pub.Properties, m)
 		if sub.id != 0 {
 			pub.Properties.SubscriptionIdentifiers = append(pub.Properties.SubscriptionIdentifiers, sub.id)
 		}
@@ -159,6 +163,7 @@ func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool
 	if ss.closed {
 		return false
 	}
+	queued := pub.QoS > 0 && ss.sent >= ss.sendQuota
 	if pub.QoS > 0 {
 		if len(ss.queue) >= srv.opts.MaxQueued {
 			srv.stats.Dropped.Add(1)
@@ -166,6 +171,12 @@ func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool
 		}
 		pub.PacketID = ss.nextFreePIDLocked()
 		ss.inflightOut[pub.PacketID] = pub.QoS
+	}
+	newAlias := false
+	if !queued {
+		// A queued packet goes out later, after packets sent now, so it
+		// carries its full topic and sets no alias.
+		newAlias = ss.aliasLocked(&pub)
 	}
 	buf := bytebufferpool.Get()
 	defer bytebufferpool.Put(buf)
@@ -176,10 +187,13 @@ func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool
 		if pub.QoS > 0 {
 			delete(ss.inflightOut, pub.PacketID)
 		}
+		if newAlias {
+			delete(ss.aliasesOut, string(pub.Topic))
+		}
 		srv.stats.Dropped.Add(1)
 		return false
 	}
-	if pub.QoS > 0 && ss.sent >= ss.sendQuota {
+	if queued {
 		ss.queue = append(ss.queue, bytes.Clone(out))
 		return true
 	}
@@ -209,6 +223,30 @@ func (ss *Session) subsChanged() {
 	}
 }
 
+// aliasLocked gives an outbound PUBLISH a topic alias when the 5.0 client
+// accepts them (MQTT 5.0 §3.3.2.3.4): the first use of a topic sets the
+// alias, later ones send the alias alone. Aliases are never reassigned.
+// It reports whether it set a new alias.
+func (ss *Session) aliasLocked(pub *packet.Publish) bool {
+	if ss.aliasMaxOut == 0 {
+		return false
+	}
+	if a, ok := ss.aliasesOut[string(pub.Topic)]; ok {
+		pub.Properties.Present.Add(packet.PropTopicAlias)
+		pub.Properties.TopicAlias = a
+		pub.Topic = nil
+		return false
+	}
+	if len(ss.aliasesOut) >= int(ss.aliasMaxOut) {
+		return false
+	}
+	a := uint16(len(ss.aliasesOut) + 1)
+	ss.aliasesOut[string(pub.Topic)] = a
+	pub.Properties.Present.Add(packet.PropTopicAlias)
+	pub.Properties.TopicAlias = a
+	return true
+}
+
 // nextFreePIDLocked returns a packet identifier not in flight.
 func (ss *Session) nextFreePIDLocked() uint16 {
 	for {
@@ -235,10 +273,25 @@ func (ss *Session) flushQueueLocked() {
 }
 
 // propertiesFromHeaders sets a 5.0 PUBLISH's properties from a message's
-// headers: the reverse of headersFromProperties.
-func propertiesFromHeaders(pr *packet.Properties, m *broker.Msg) {
+// headers (the reverse of headersFromProperties) when v5 is set, and
+// reports whether the message has expired.
+func propertiesFromHeaders(pr *packet.Properties, m *broker.Msg, v5 bool) (expired bool) {
 	for _, h := range m.Headers {
 		switch string(h.Key) {
+		case expiresHeader:
+			at, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil {
+				continue
+			}
+			left := at - time.Now().Unix()
+			if left <= 0 {
+				return true
+			}
+			if v5 {
+				// MQTT-3.3.2-6: the interval sent is what is left of it.
+				pr.Present.Add(packet.PropMessageExpiryInterval)
+				pr.MessageExpiryInterval = uint32(left)
+			}
 		case contentTypeHeader:
 			pr.Present.Add(packet.PropContentType)
 			pr.ContentType = h.Value
@@ -252,10 +305,16 @@ func propertiesFromHeaders(pr *packet.Properties, m *broker.Msg) {
 			pr.UserProperties = append(pr.UserProperties, packet.UserProperty{Key: h.Key, Value: h.Value})
 		}
 	}
+	if !v5 {
+		pr.UserProperties = pr.UserProperties[:0]
+		pr.Present = 0
+		return false
+	}
 	if len(m.Reply) > 0 {
 		if t, err := router.AppendMQTTTopicFromSubject(nil, string(m.Reply)); err == nil {
 			pr.Present.Add(packet.PropResponseTopic)
 			pr.ResponseTopic = t
 		}
 	}
+	return false
 }

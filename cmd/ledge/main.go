@@ -155,6 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		if err != nil {
 			return err
 		}
+		defer gw.Close()
 		opts := netOpts
 		opts.MaxInput = gw.MaxInput()
 		ln, err := lnet.Listen("tcp", cfg.mqttAddr, gw.Handler(), opts)
