@@ -83,8 +83,11 @@ func (g *gateway) stop() {
 // client311 connects a paho 3.1.1 client.
 func client311(t testing.TB, addr, id string, clean bool, edit ...func(*paho.ClientOptions)) paho.Client {
 	t.Helper()
-	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetCleanSession(clean).
+	o := paho.NewClientOptions().SetClientID(id).SetCleanSession(clean).
 		SetAutoReconnect(false).SetConnectRetry(false).SetProtocolVersion(4).SetConnectTimeout(5 * time.Second)
+	if addr != "" {
+		o.AddBroker("tcp://" + addr)
+	}
 	for _, e := range edit {
 		e(o)
 	}

@@ -20,9 +20,13 @@ import (
 type config struct {
 	configFile string
 
-	dataDir  string
-	natsAddr string
-	mqttAddr string
+	dataDir     string
+	natsAddr    string
+	mqttAddr    string
+	mqttTLSAddr string
+	mqttWSAddr  string
+	tlsCert     string
+	tlsKey      string
 
 	sync         string
 	syncInterval time.Duration
@@ -56,6 +60,10 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.dataDir, "data-dir", "./ledge-data", "folder for streams, cursors and sessions (created if missing)")
 	fs.StringVar(&cfg.natsAddr, "nats-addr", ":4222", "address for NATS clients (host:port; empty to disable)")
 	fs.StringVar(&cfg.mqttAddr, "mqtt-addr", ":1883", "address for MQTT 3.1.1 and 5.0 clients (host:port; empty to disable)")
+	fs.StringVar(&cfg.mqttTLSAddr, "mqtt-tls-addr", ":8883", "address for MQTT over TLS, served when -tls-cert is set (empty to disable)")
+	fs.StringVar(&cfg.mqttWSAddr, "mqtt-ws-addr", ":8083", "address for MQTT over WebSocket, for browser dashboards (empty to disable)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate `FILE` (with its chain) for the TLS listeners")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key `FILE` of -tls-cert")
 	fs.StringVar(&cfg.sync, "sync", "always", "when a stored message is confirmed to its publisher: always (after fsync), interval (after the periodic fsync) or never (once written)")
 	fs.DurationVar(&cfg.syncInterval, "sync-interval", 100*time.Millisecond, "fsync period of streams under -sync interval")
 	fs.IntVar(&cfg.maxPayload, "max-payload", 1<<20, "largest message payload in bytes, headers included")
@@ -79,8 +87,9 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 Usage: ledge [flags]
        ledge ctl queues [-url nats://host:port]
 
-With no flags it serves NATS (with JetStream) on :4222 and MQTT on :1883,
-and keeps its data in ./ledge-data. "ledge ctl queues" lists each stream's consumers with their
+With no flags it serves NATS (with JetStream) on :4222, MQTT on :1883 and
+MQTT over WebSocket on :8083 (and MQTT over TLS on :8883 once -tls-cert is
+set), and keeps its data in ./ledge-data. "ledge ctl queues" lists each stream's consumers with their
 messages ready, unacknowledged, redelivered and waiting pull requests.
 Every flag can also be set as an environment variable (LEDGE_ and the name
 in upper case with '-' as '_', e.g. LEDGE_DATA_DIR) or in the file named by
@@ -202,6 +211,9 @@ func (c *config) validate() error {
 	}
 	if c.maxConns < 0 || c.loops < 0 || c.maxPingsOut < 1 || c.pingInterval <= 0 {
 		errs = append(errs, errors.New("max-conns and loops must be >= 0, max-pings-out >= 1, ping-interval > 0"))
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("-tls-cert and -tls-key go together")
 	}
 	if c.mqttPassword != "" && c.mqttUser == "" {
 		return errors.New("-mqtt-password needs -mqtt-user")

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -105,6 +106,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer closeBroker()
 
+	var tlsConfig *tls.Config
+	if cfg.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
 	// The router every protocol's live subscribers share, so that a
 	// message published on one reaches subscribers of all.
 	live := router.New[broker.Receiver](router.Options{})
@@ -156,22 +166,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return err
 		}
 		defer gw.Close()
-		opts := netOpts
-		opts.MaxInput = gw.MaxInput()
-		ln, err := lnet.Listen("tcp", cfg.mqttAddr, gw.Handler(), opts)
-		if err != nil {
-			return fmt.Errorf("mqtt listener: %w", err)
+		listeners := []struct {
+			name, addr string
+			h          lnet.Handler
+			tls        bool
+		}{
+			{"mqtt", cfg.mqttAddr, gw.Handler(), false},
+			{"mqtt-ws", cfg.mqttWSAddr, gw.WebSocketHandler(), false},
+			{"mqtt-tls", cfg.mqttTLSAddr, gw.Handler(), true},
 		}
-		servers = append(servers, ln)
-		addrs["mqtt"] = ln.Addr().String()
-		logger.Info("listening", "proto", "mqtt", "addr", ln.Addr().String(), "transport", ln.Transport())
+		for _, l := range listeners {
+			if l.addr == "" || (l.tls && tlsConfig == nil) {
+				continue
+			}
+			opts := netOpts
+			opts.MaxInput = gw.MaxInput()
+			if l.tls {
+				opts.TLSConfig = tlsConfig
+			}
+			ln, err := lnet.Listen("tcp", l.addr, l.h, opts)
+			if err != nil {
+				return fmt.Errorf("%s listener: %w", l.name, err)
+			}
+			servers = append(servers, ln)
+			addrs[l.name] = ln.Addr().String()
+			logger.Info("listening", "proto", l.name, "addr", ln.Addr().String(), "transport", ln.Transport())
+		}
 	}
 	if len(servers) == 0 {
 		return errors.New("no listener configured")
 	}
 
 	var parts []string
-	for _, p := range []string{"nats", "mqtt"} {
+	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls"} {
 		if a, ok := addrs[p]; ok {
 			parts = append(parts, p+"="+a)
 		}
