@@ -16,15 +16,40 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/natsgw"
 	lnet "github.com/ledgemq/ledge/net"
 )
 
 // startLedge starts ledge's NATS gateway on 127.0.0.1 and returns its
-// URL, as natsgw's own tests and cmd/ledge do.
+// URL, as natsgw's own tests and cmd/ledge do; it has no streams.
 func startLedge(t *testing.T, maxOutbound int) string {
 	t.Helper()
-	srv := natsgw.NewServer(natsgw.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return listenLedge(t, natsgw.Options{}, maxOutbound)
+}
+
+// startLedgeWithStreams starts the gateway with a broker in a temporary
+// folder behind it, so that it serves the JetStream API as cmd/ledge does.
+func startLedgeWithStreams(t *testing.T) string {
+	t.Helper()
+	b, err := broker.Open(broker.Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("open broker: %v", err)
+	}
+	// Cleanups run last in, first out: registered first, the broker
+	// closes after the listener has stopped, as in cmd/ledge.
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+	})
+	return listenLedge(t, natsgw.Options{Broker: b}, 0)
+}
+
+func listenLedge(t *testing.T, opts natsgw.Options, maxOutbound int) string {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := natsgw.NewServer(opts)
 	ln, err := lnet.Listen("tcp", "127.0.0.1:0", srv.Handler(), lnet.Options{
 		MaxInput:    srv.MaxInput(),
 		MaxOutbound: maxOutbound,
@@ -44,8 +69,9 @@ func startLedge(t *testing.T, maxOutbound int) string {
 const natsServerBin = "../../benchmarks/out/bin/nats-server"
 
 // startNATSServer runs nats-server with JetStream in a temporary folder
-// as a child process, for the durable scenarios until ledge's JetStream
-// API lands; it skips the test when the binary is absent.
+// as a child process: the durable scenarios run against it as the
+// reference and against ledge. It skips the test when the binary is
+// absent (nats-server's package is not a dependency of this module).
 func startNATSServer(t *testing.T) string {
 	t.Helper()
 	if _, err := os.Stat(natsServerBin); err != nil {
@@ -231,7 +257,20 @@ func TestSmallMessagesAreCountedNotChecked(t *testing.T) {
 }
 
 func TestJetStreamAgainstNATSServer(t *testing.T) {
-	url := startNATSServer(t)
+	testJetStream(t, startNATSServer(t), "")
+}
+
+func TestJetStreamAgainstLedge(t *testing.T) {
+	testJetStream(t, startLedgeWithStreams(t),
+		"ledge keeps the pull requests of consumers whose connection closed (WAITING in ledge ctl queues) "+
+			"and delivers the next messages into them, where they stay unacknowledged; remove this skip when the gateway drops them")
+}
+
+// testJetStream runs the durable scenarios against a server with the
+// JetStream API: publish with acks, then pull the same messages. A
+// second round, where consumers follow ones that have gone, is skipped
+// with the reason in skipSecond when the server is known to fail it.
+func testJetStream(t *testing.T, url, skipSecond string) {
 	t.Run("missing stream", func(t *testing.T) {
 		_, err := benchErr(t, url, "-scenario", "jspub", "-count", "10")
 		if err == nil || !strings.Contains(err.Error(), "-create-stream") {
@@ -239,41 +278,47 @@ func TestJetStreamAgainstNATSServer(t *testing.T) {
 		}
 	})
 	const subject = "site.{n}.temp"
-	res := bench(t, url, "-scenario", "jspub", "-create-stream", "-clients", "3", "-count", "3000", "-max-pending", "64", "-subject", subject)
-	if res.Errors != 0 || res.Publish.Msgs != 3000 || res.Acked.Msgs != 3000 || res.Latency == nil || res.Latency.Count != 3000 {
-		t.Fatalf("jspub: errors %d (%s) published %+v acked %+v latency %+v", res.Errors, res.FirstError, res.Publish, res.Acked, res.Latency)
-	}
-	// Two consumers share the durable consumer: together they get each
-	// stored message once.
-	res = bench(t, url, "-scenario", "jsconsume", "-clients", "2", "-count", "3000", "-subject", subject)
-	exact(t, res, 0, 3000)
-	// The stream is drained now: a consumer waits -grace for more and
-	// stops, saying so.
-	res = bench(t, url, "-scenario", "jsconsume", "-count", "10", "-grace", "300ms")
-	if res.Receive.Msgs != 0 || !strings.Contains(strings.Join(res.Notes, " "), "ran dry") {
-		t.Fatalf("drained stream: received %d, notes %q", res.Receive.Msgs, res.Notes)
-	}
-	// Duration-bounded durable publishing.
-	res = bench(t, url, "-scenario", "jspub", "-duration", "300ms", "-rate", "1000", "-subject", subject)
-	if res.Errors != 0 || res.Acked.Msgs != res.Publish.Msgs || res.Publish.Msgs == 0 {
-		t.Fatalf("jspub for 300ms: errors %d (%s) published %+v acked %+v", res.Errors, res.FirstError, res.Publish, res.Acked)
-	}
+	t.Run("publish then consume", func(t *testing.T) {
+		res := bench(t, url, "-scenario", "jspub", "-create-stream", "-clients", "3", "-count", "3000", "-max-pending", "64", "-subject", subject)
+		if res.Errors != 0 || res.Publish.Msgs != 3000 || res.Acked.Msgs != 3000 || res.Latency == nil || res.Latency.Count != 3000 {
+			t.Fatalf("jspub: errors %d (%s) published %+v acked %+v latency %+v", res.Errors, res.FirstError, res.Publish, res.Acked, res.Latency)
+		}
+		// Two consumers share the durable consumer: together they get
+		// each stored message once.
+		res = bench(t, url, "-scenario", "jsconsume", "-clients", "2", "-count", "3000", "-subject", subject)
+		exact(t, res, 0, 3000)
+	})
+	t.Run("drained stream", func(t *testing.T) {
+		// Nothing is left: a consumer waits -grace for more and stops,
+		// saying so.
+		res := bench(t, url, "-scenario", "jsconsume", "-count", "10", "-grace", "300ms")
+		if res.Receive.Msgs != 0 || !strings.Contains(strings.Join(res.Notes, " "), "ran dry") {
+			t.Fatalf("drained stream: received %d, notes %q", res.Receive.Msgs, res.Notes)
+		}
+	})
+	t.Run("second round", func(t *testing.T) {
+		if skipSecond != "" {
+			t.Skip(skipSecond)
+		}
+		// Duration-bounded durable publishing, then a duration-bounded
+		// consumer that continues the durable consumer and takes them all.
+		res := bench(t, url, "-scenario", "jspub", "-duration", "300ms", "-rate", "1000", "-subject", subject)
+		if res.Errors != 0 || res.Acked.Msgs != res.Publish.Msgs || res.Publish.Msgs == 0 {
+			t.Fatalf("jspub for 300ms: errors %d (%s) published %+v acked %+v", res.Errors, res.FirstError, res.Publish, res.Acked)
+		}
+		sent := res.Publish.Msgs
+		res = bench(t, url, "-scenario", "jsconsume", "-duration", "500ms", "-subject", subject)
+		exact(t, res, 0, sent)
+	})
 }
 
-func TestJetStreamScenarioAgainstLedge(t *testing.T) {
-	// ledge's JetStream API is being built (issue 5). Until it lands the
-	// durable scenarios must fail clearly rather than hang or report
-	// nonsense; afterwards the same run must succeed.
+func TestJetStreamScenarioWithoutStreams(t *testing.T) {
+	// A gateway without a broker answers no JetStream API requests: the
+	// durable scenarios fail at once and say why.
 	url := startLedge(t, 0)
-	res, err := benchErr(t, url, "-scenario", "jspub", "-create-stream", "-count", "100")
-	if err != nil {
-		if !strings.Contains(err.Error(), "JetStream") {
-			t.Fatalf("jspub against ledge: %v; want an error that names JetStream", err)
-		}
-		return
-	}
-	if res.Acked == nil || res.Acked.Msgs != 100 {
-		t.Fatalf("jspub against ledge: %+v", res)
+	_, err := benchErr(t, url, "-scenario", "jspub", "-create-stream", "-count", "100")
+	if err == nil || !strings.Contains(err.Error(), "JetStream") {
+		t.Fatalf("jspub against a gateway without streams: %v; want an error that names JetStream", err)
 	}
 }
 
