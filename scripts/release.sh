@@ -37,6 +37,9 @@ cmds=(ledge ledge-bench)
 
 version=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
 echo "ledge $version"
+case $version in
+*-dirty) echo "warning: the work tree has uncommitted changes, and these binaries include them" >&2 ;;
+esac
 
 mkdir -p dist
 built=()
