@@ -31,6 +31,10 @@ const (
 	listLimit  = 256
 	// subjectsLimit bounds the per-subject counts of one STREAM.INFO.
 	subjectsLimit = 100000
+	// maxPendingAPI bounds administrative requests waiting their turn;
+	// beyond it a request is refused rather than queued, so a client
+	// that floods the API cannot grow the broker without bound.
+	maxPendingAPI = 4096
 )
 
 // jetStream is the API's state.
@@ -39,8 +43,9 @@ type jetStream struct {
 	// mu runs administrative requests one at a time, in arrival order
 	// for one client (which waits for each answer).
 	mu     sync.Mutex
-	total  atomic.Uint64
-	errors atomic.Uint64
+	total   atomic.Uint64
+	errors  atomic.Uint64
+	pending atomic.Int64
 }
 
 // apiRequest is a copy of a request taken off the event loop.
@@ -70,6 +75,13 @@ func (ss *Session) jsPublish(op *Op) bool {
 			// Nobody to answer: nats-server ignores these too.
 			return true
 		}
+		if ss.srv.js.pending.Add(1) > maxPendingAPI {
+			ss.srv.js.pending.Add(-1)
+			ss.srv.js.errors.Add(1)
+			ss.srv.replyJSON(string(op.Reply), errorResponse{Type: typeAPIError,
+				Error: newAPIError(503, errCodeBadRequest, "JetStream API queue limit reached")})
+			return true
+		}
 		req := apiRequest{subject: string(rest), reply: string(op.Reply), body: bytes.Clone(op.Payload)}
 		go ss.srv.handleAPI(req)
 	default:
@@ -84,6 +96,7 @@ func (s *Server) handleAPI(req apiRequest) {
 	js.mu.Lock()
 	resp := s.apiResponse(req)
 	js.mu.Unlock()
+	js.pending.Add(-1)
 	if resp == nil {
 		return
 	}
