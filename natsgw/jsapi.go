@@ -42,7 +42,7 @@ type jetStream struct {
 	b *broker.Broker
 	// mu runs administrative requests one at a time, in arrival order
 	// for one client (which waits for each answer).
-	mu     sync.Mutex
+	mu      sync.Mutex
 	total   atomic.Uint64
 	errors  atomic.Uint64
 	pending atomic.Int64
