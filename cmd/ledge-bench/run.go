@@ -101,9 +101,13 @@ func run(ctx context.Context, cfg *config, out io.Writer, tty bool) (*Result, er
 	close(r.begun)
 	if cfg.warmup > 0 {
 		wctx, cancel := context.WithTimeout(ctx, cfg.warmup)
-		r.publishAll(wctx, true)
+		if len(r.pubs) > 0 {
+			r.publishAll(wctx, true)
+			r.flushPublishers(ctx)
+		} else {
+			<-wctx.Done() // jsconsume: consumers take and ack, uncounted
+		}
 		cancel()
-		r.flushPublishers(ctx)
 	}
 
 	// The measured phase.
