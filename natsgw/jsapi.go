@@ -508,7 +508,7 @@ func (s *Server) directGet(stream, lastFor, reply string, body []byte) {
 	hdr = appendHeaderLine(hdr, "Nats-Time-Stamp", []byte(m.Time.Format(time.RFC3339Nano)))
 	hdr = append(hdr, crlf...)
 	rs := getScratch()
-	s.deliverServerMsg(rs, reply, "", hdr, m.Payload, false)
+	s.deliverServerMsg(rs, reply, nil, hdr, m.Payload, false)
 	putScratch(rs)
 }
 

@@ -138,3 +138,36 @@ func BenchmarkPublishCaptured(b *testing.B) {
 	}
 	time.Sleep(0)
 }
+
+// TestOutletDeliverDoesNotAllocate: a consumer's delivery, its ack
+// subject and its rebuilt header block cost no allocation once the
+// scratch buffers have grown.
+func TestOutletDeliverDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	srv := newTestServer()
+	var conn sink
+	ss := srv.Open(&conn, "127.0.0.1")
+	feedAll(t, ss, "CONNECT {\"headers\":true}\r\nSUB _INBOX.abc.* 1\r\n")
+	d := &broker.Delivery{
+		Stream: "ORDERS", Consumer: "workers", Subject: []byte("orders.new"),
+		Headers:   []log.Header{{Key: []byte("Nats-Msg-Id"), Value: []byte("id-1")}},
+		Payload:   []byte("hello"),
+		StreamSeq: 12, ConsumerSeq: 7, Deliveries: 1, Time: 1764000000000000000, Pending: 3,
+	}
+	o := outlet{srv}
+	allocs := testing.AllocsPerRun(500, func() {
+		conn.out = conn.out[:0]
+		if !o.Deliver("_INBOX.abc.1", d) {
+			t.Fatal("not delivered")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Deliver allocates %.1f times per message", allocs)
+	}
+	want := "HMSG _INBOX.abc.1 1 $JS.ACK.ORDERS.workers.1.12.7.1764000000000000000.3 31 36\r\nNATS/1.0\r\nNats-Msg-Id: id-1\r\n\r\nhello\r\n"
+	if string(conn.out) != want {
+		t.Errorf("delivered %q, want %q", conn.out, want)
+	}
+}

@@ -19,9 +19,10 @@ import (
 
 // routeScratch is the reusable state of one such delivery.
 type routeScratch struct {
-	res router.Result[*subscription]
-	hdr []byte
-	out []byte
+	res   router.Result[*subscription]
+	hdr   []byte
+	reply []byte
+	out   []byte
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(routeScratch) }}
@@ -29,9 +30,10 @@ var scratchPool = sync.Pool{New: func() any { return new(routeScratch) }}
 func getScratch() *routeScratch { return scratchPool.Get().(*routeScratch) }
 
 func putScratch(rs *routeScratch) {
-	// Let go of subscriptions the result still refers to, and of buffers
-	// a large message grew.
-	rs.res = router.Result[*subscription]{}
+	// The result keeps its slices (they are what makes a match free of
+	// allocation); the pool drops idle scratch at each collection, and
+	// with it the handles it still refers to. Buffers a large message
+	// grew are let go.
 	if cap(rs.out) > 64<<10 {
 		rs.out = nil
 	}
@@ -47,7 +49,7 @@ func putScratch(rs *routeScratch) {
 // not announce headers get a message with a header block only if hdr has
 // no status (a status message means nothing to them). It is safe from any
 // goroutine.
-func (s *Server) deliverServerMsg(rs *routeScratch, subject, reply string, hdr, payload []byte, status bool) int {
+func (s *Server) deliverServerMsg(rs *routeScratch, subject string, reply, hdr, payload []byte, status bool) int {
 	if s.router.Match(subject, &rs.res) != nil {
 		return 0
 	}
@@ -69,7 +71,7 @@ func (s *Server) deliverServerMsg(rs *routeScratch, subject, reply string, hdr, 
 func isRemoved(sub *subscription) bool { return sub.removed.Load() }
 
 // writeServerMsg writes one MSG or HMSG to a subscription's connection.
-func (s *Server) writeServerMsg(rs *routeScratch, sub *subscription, subject, reply string, hdr, payload []byte, status bool) bool {
+func (s *Server) writeServerMsg(rs *routeScratch, sub *subscription, subject string, reply, hdr, payload []byte, status bool) bool {
 	if !sub.headers {
 		if status {
 			return false
@@ -85,7 +87,7 @@ func (s *Server) writeServerMsg(rs *routeScratch, sub *subscription, subject, re
 			s.removeSub(sub)
 		}
 	}
-	out := AppendMsgLine(rs.out[:0], []byte(subject), sub.sid, []byte(reply), len(hdr), len(payload))
+	out := appendMsgLineString(rs.out[:0], subject, sub.sid, reply, len(hdr), len(payload))
 	out = append(out, hdr...)
 	out = append(out, payload...)
 	out = append(out, crlf...)
@@ -105,7 +107,7 @@ func (s *Server) reply(subject string, payload []byte) {
 		return
 	}
 	rs := getScratch()
-	s.deliverServerMsg(rs, subject, "", nil, payload, false)
+	s.deliverServerMsg(rs, subject, nil, nil, payload, false)
 	putScratch(rs)
 }
 
@@ -144,8 +146,8 @@ func (o outlet) Deliver(subject string, d *broker.Delivery) bool {
 		hdr = append(hdr, crlf...)
 	}
 	rs.hdr = hdr
-	reply := appendAckSubject(make([]byte, 0, 64+len(d.Stream)+len(d.Consumer)), d)
-	return o.s.deliverServerMsg(rs, subject, string(reply), hdr, d.Payload, false) > 0
+	rs.reply = appendAckSubject(rs.reply[:0], d)
+	return o.s.deliverServerMsg(rs, subject, rs.reply, hdr, d.Payload, false) > 0
 }
 
 // appendAckSubject appends
@@ -197,7 +199,7 @@ func (o outlet) Status(subject string, st broker.Status) {
 	hdr = append(hdr, ' ')
 	hdr = append(hdr, statusLine(st.Kind)...)
 	hdr = append(hdr, crlf...)
-	reply := ""
+	var reply []byte
 	switch st.Kind {
 	case broker.StatusTimeout, broker.StatusMaxBytes, broker.StatusNoMessages:
 		if st.Kind != broker.StatusNoMessages || st.PendingMsgs > 0 {
@@ -210,7 +212,8 @@ func (o outlet) Status(subject string, st broker.Status) {
 			hdr = appendHeaderInt(hdr, "Nats-Last-Stream", int64(st.LastStreamSeq))
 		}
 	case broker.StatusFlowControl:
-		reply = st.Reply
+		reply = append(rs.reply[:0], st.Reply...)
+		rs.reply = reply
 	}
 	hdr = append(hdr, crlf...)
 	rs.hdr = hdr
@@ -226,7 +229,7 @@ func (s *Server) sendStatus(subject, line string) {
 	hdr = append(hdr, line...)
 	hdr = append(hdr, "\r\n\r\n"...)
 	rs.hdr = hdr
-	s.deliverServerMsg(rs, subject, "", hdr, nil, true)
+	s.deliverServerMsg(rs, subject, nil, hdr, nil, true)
 	putScratch(rs)
 }
 
@@ -293,4 +296,27 @@ func (o outlet) Event(ev broker.Event) {
 	}
 	b, _ := json.Marshal(v)
 	o.s.reply(subject, b)
+}
+
+// appendMsgLineString is AppendMsgLine for a subject held as a string.
+func appendMsgLineString(dst []byte, subject, sid string, reply []byte, headerLen, payloadLen int) []byte {
+	if headerLen > 0 {
+		dst = append(dst, "HMSG "...)
+	} else {
+		dst = append(dst, "MSG "...)
+	}
+	dst = append(dst, subject...)
+	dst = append(dst, ' ')
+	dst = append(dst, sid...)
+	dst = append(dst, ' ')
+	if len(reply) > 0 {
+		dst = append(dst, reply...)
+		dst = append(dst, ' ')
+	}
+	if headerLen > 0 {
+		dst = strconv.AppendInt(dst, int64(headerLen), 10)
+		dst = append(dst, ' ')
+	}
+	dst = strconv.AppendInt(dst, int64(headerLen+payloadLen), 10)
+	return append(dst, '\r', '\n')
 }
