@@ -386,6 +386,15 @@ func TestNakTermMaxDeliver(t *testing.T) {
 	if m.Subject != "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.N.c" || !strings.Contains(string(m.Data), `"deliveries":2`) {
 		t.Errorf("max deliveries advisory %s %s", m.Subject, m.Data)
 	}
+	// An acknowledgement of the expired delivery is answered with an
+	// error; the message stays in the stream.
+	late, err := nc.Request(ms[0].Reply(), []byte("+ACK"), 5*time.Second)
+	if err != nil || !strings.Contains(string(late.Data), `"error"`) {
+		t.Errorf("ack after MaxDeliver: %v %v", late, err)
+	}
+	if info, _ := s.Info(ctx); info.State.Msgs != 3 {
+		t.Errorf("stream after a late ack: %+v", info.State)
+	}
 }
 
 // TestWorkQueueConsumeSharesWork: workers using nats.go's Consume (each
