@@ -107,7 +107,9 @@ func ratePanel(b *bufio.Writer, res *Result) {
 	var peak float64
 	for i := 1; i < len(tl); i++ {
 		dt := (tl[i].at - tl[i-1].at).Seconds()
-		if dt <= 0 {
+		// The last interval, cut short by the end of the run, holds too
+		// few messages for a rate: it would draw a cliff that is not there.
+		if dt <= 0 || dt < sampleEvery.Seconds()/2 {
 			continue
 		}
 		pt := point{t: tl[i].at.Seconds(), sent: float64(tl[i].sent-tl[i-1].sent) / dt, recv: float64(tl[i].received-tl[i-1].received) / dt}
