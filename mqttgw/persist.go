@@ -375,9 +375,13 @@ func (ss *Session) deliverStored(d *broker.Delivery) bool {
 		pid, ok := ss.seqPID[d.StreamSeq]
 		if !ok {
 			pid = ss.pidForSeqLocked(d.StreamSeq)
+			if ss.seqPID == nil {
+				ss.seqPID = make(map[uint64]uint16)
+				ss.pidSeq = make(map[uint16]uint64)
+			}
 			ss.seqPID[d.StreamSeq] = pid
 			ss.pidSeq[pid] = d.StreamSeq
-			ss.inflightOut[pid] = pub.QoS
+			ss.setInflightLocked(pid, pub.QoS)
 		}
 		pub.PacketID = pid
 	}

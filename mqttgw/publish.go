@@ -224,9 +224,10 @@ func (ss *Session) ack(a *packet.Ack) error {
 		// The client has it: the log may let go of it, and the exchange
 		// goes on with PUBREL, which a restart must not forget.
 		seq, stored = ss.storedAckLocked(a.PacketID)
-		ss.inflightOut[a.PacketID] = qosReleasing
 		if stored {
 			ss.inflightOut[a.PacketID] = qosReleasingStored
+		} else {
+			ss.inflightOut[a.PacketID] = qosReleasing
 		}
 		released, save = true, true
 	default:

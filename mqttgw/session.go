@@ -107,7 +107,6 @@ func (s *Server) Open(c Conn, remote string) *Session {
 		conn:   c,
 		remote: remote,
 		dec:    packet.Decoder{MaxPacketSize: s.opts.MaxPacketSize},
-		subs:   make(map[string]*subscription),
 	}
 }
 
@@ -275,11 +274,12 @@ func (ss *Session) connect(c *packet.Connect) error {
 	}
 	ss.maxOut = int(c.Properties.MaximumPacketSize)
 	ss.aliasMaxOut = c.Properties.TopicAliasMaximum
-	ss.aliasesOut = make(map[string]uint16)
+	if ss.aliasMaxOut > 0 {
+		ss.aliasesOut = make(map[string]uint16)
+	}
 	ss.problemInfo = !c.Properties.Present.Has(packet.PropRequestProblemInformation) || c.Properties.RequestProblemInformation == 1
-	ss.inflightOut = make(map[uint16]packet.QoS)
-	ss.seqPID = make(map[uint64]uint16)
-	ss.pidSeq = make(map[uint16]uint64)
+	// The maps of the outbound state are made on first use: an idle
+	// device connection should cost as little as possible.
 	ss.outMu.Unlock()
 	if c.WillFlag {
 		ss.will = ss.newWill(c)
@@ -297,7 +297,7 @@ func (ss *Session) connect(c *packet.Connect) error {
 		}
 		ss.outMu.Lock()
 		for _, pid := range rec.Releasing {
-			ss.inflightOut[pid] = qosReleasingStored
+			ss.setInflightLocked(pid, qosReleasingStored)
 		}
 		ss.outMu.Unlock()
 	}
@@ -351,6 +351,14 @@ func (ss *Session) connect(c *packet.Connect) error {
 	}
 	ss.attachConsumer(present)
 	return nil
+}
+
+// setInflightLocked records an outbound packet id in flight.
+func (ss *Session) setInflightLocked(pid uint16, q packet.QoS) {
+	if ss.inflightOut == nil {
+		ss.inflightOut = make(map[uint16]packet.QoS)
+	}
+	ss.inflightOut[pid] = q
 }
 
 // subsChangedQuiet refreshes the copy of the subscriptions that stored
@@ -423,6 +431,9 @@ func (s *Server) attach(ss *Session) (present bool, rec *sessionRecord) {
 		s.dropSession(ss.clientID)
 		return false, nil
 	}
+	if ss.subs == nil {
+		ss.subs = make(map[string]*subscription, len(parked.subs))
+	}
 	for f, sub := range parked.subs {
 		if want := ss.persistent() && sub.qos > 0 && sub.group == ""; want != sub.stored {
 			s.removeSub(sub)
@@ -455,7 +466,7 @@ func (ss *Session) handOver() map[string]*subscription {
 	ss.outMu.Lock()
 	defer ss.outMu.Unlock()
 	subs := ss.subs
-	ss.subs = make(map[string]*subscription)
+	ss.subs = nil
 	ss.handedOver = true
 	return subs
 }
@@ -523,7 +534,7 @@ func (ss *Session) Closed() {
 	ss.closed = true
 	handedOver := ss.handedOver
 	subs := ss.subs
-	ss.subs = make(map[string]*subscription)
+	ss.subs = nil
 	ss.handedOver = true
 	ss.outMu.Unlock()
 	if srv.clients[id] == ss {

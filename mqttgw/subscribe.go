@@ -93,6 +93,9 @@ func (ss *Session) subscribe(p *packet.Subscribe) error {
 			codes[i] = packet.TopicFilterInvalid
 			continue
 		}
+		if ss.subs == nil {
+			ss.subs = make(map[string]*subscription)
+		}
 		ss.subs[filter] = sub
 		codes[i] = packet.ReasonCode(sub.qos)
 		if sub.group == "" && (s.RetainHandling == 0 || (s.RetainHandling == 1 && !existed)) {
@@ -170,7 +173,7 @@ func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool
 			return false
 		}
 		pub.PacketID = ss.nextFreePIDLocked()
-		ss.inflightOut[pub.PacketID] = pub.QoS
+		ss.setInflightLocked(pub.PacketID, pub.QoS)
 	}
 	newAlias := false
 	if !queued {
