@@ -137,6 +137,28 @@ func TestDuplicatesAndExpectations(t *testing.T) {
 	if info, _ := s.Info(ctx); info.State.Msgs < 2 {
 		t.Errorf("expected publishes not stored: %+v", info.State)
 	}
+
+	// Headers that ask for what ledge's streams do not do are refused.
+	before, _ := s.Info(ctx)
+	for _, h := range []struct {
+		key, value string
+		code       int
+	}{
+		{"Nats-Rollup", "sub", 10111},
+		{"Nats-TTL", "1s", 10166},
+		{"Nats-Incr", "1", 10168},
+		{"Nats-Batch-Id", "b1", 10174},
+		{"Nats-Schedule", "@every 1s", 10188},
+	} {
+		m := nats.NewMsg("d.3")
+		m.Header.Set(h.key, h.value)
+		if _, err := js.PublishMsg(ctx, m); pubErrCode(err) != h.code {
+			t.Errorf("publish with %s: %v, want err_code %d", h.key, err, h.code)
+		}
+	}
+	if after, _ := s.Info(ctx); after.State.Msgs != before.State.Msgs {
+		t.Errorf("refused publishes were stored: %d -> %d", before.State.Msgs, after.State.Msgs)
+	}
 }
 
 func TestDeliverPoliciesAndFilters(t *testing.T) {

@@ -953,6 +953,13 @@ func (ss *Session) capture(st *broker.Stream, op *Op) bool {
 				m.ExpectedLastSubjectSeq = &ss.jsExpSubjSeq
 			case bytes.Equal(h.Key, hdrExpLastID):
 				m.ExpectedLastMsgID = string(h.Value)
+			case bytes.HasPrefix(h.Key, hdrNatsPrefix):
+				for _, u := range unsupportedHeaders {
+					if string(h.Key) == u.key {
+						ss.pubError(op.Reply, st.Name(), newAPIError(u.code, u.errCode, "%s", u.descr))
+						return true
+					}
+				}
 			}
 		}
 	}

@@ -19,7 +19,26 @@ var (
 	hdrExpLastSeq = []byte("Nats-Expected-Last-Sequence")
 	hdrExpSubjSeq = []byte("Nats-Expected-Last-Subject-Sequence")
 	hdrExpLastID  = []byte("Nats-Expected-Last-Msg-Id")
+	hdrNatsPrefix = []byte("Nats-")
 )
+
+// unsupportedHeaders are the publish headers that ask nats-server for
+// something ledge's streams do not do; a publish carrying one is refused
+// with nats-server's answer for a stream that does not allow it, instead
+// of being stored as if the header meant nothing.
+var unsupportedHeaders = []struct {
+	key     string
+	code    int
+	errCode int
+	descr   string
+}{
+	{"Nats-Rollup", 500, 10111, "rollup not permitted"},
+	{"Nats-TTL", 400, 10166, "per-message TTL is disabled"},
+	{"Nats-Incr", 400, 10168, "message counters is disabled"},
+	{"Nats-Batch-Id", 400, 10174, "atomic publish is disabled"},
+	{"Nats-Schedule", 400, 10188, "message schedules is disabled"},
+	{"Nats-Expected-Last-Subject-Sequence-Subject", 400, 10003, "ledge does not support Nats-Expected-Last-Subject-Sequence-Subject"},
+}
 
 // ParseHeaders appends the key/value lines of the NATS header block b to dst
 // and returns it. Keys and values are slices of b, trimmed of spaces;
