@@ -11,6 +11,15 @@
 // is matched once and written to each receiver's outbound queue without a
 // goroutine or channel in between.
 //
+// With a broker (Options.Broker) the gateway also serves the part of the
+// JetStream API that nats.go's jetstream package and the nats CLI use: a
+// publish that a stream captures is stored and, with a reply subject,
+// answered with its PubAck once durable; requests on $JS.API.> manage
+// streams and consumers (jsapi.go, in nats-server's JSON: jsjson.go);
+// acknowledgements arrive on $JS.ACK.>; and the Server is the broker's
+// Outlet (outlet.go), routing consumers' messages and status messages to
+// subscribers. Requests that write files run off the event loops.
+//
 // Subjects are the router's grammar (see package router): tokens separated
 // by '.', '*' for one token, '>' for one or more trailing tokens. One
 // difference from nats-server follows from ledge serving AMQP on the same
