@@ -168,8 +168,8 @@ type pullRequest struct {
 	PullRequest
 	expires  int64 // Unix nanoseconds, 0: none
 	lastBeat int64
-	// checked is when a request without expiry last found someone
-	// listening on its reply subject.
+	// checked is when the request last found someone listening on its
+	// reply subject.
 	checked int64
 	sent    int
 	bytes   int
@@ -193,9 +193,9 @@ const fcEvery = 512
 // again.
 const interestRecheck = 50 * time.Millisecond
 
-// requestRecheck is how often a pull request without expiry checks that
-// its requester is still there: one that went away without a word would
-// otherwise hold a place in MaxWaiting for good.
+// requestRecheck is how often a waiting pull request checks that its
+// requester is still there: one whose connection closed would otherwise
+// hold a place under MaxWaiting until it expires, or for good.
 const requestRecheck = time.Second
 
 // Consumer is a durable cursor on a stream. See the package documentation.
@@ -683,15 +683,13 @@ func (c *Consumer) expireRequestsLocked(now int64, soon func(int64)) {
 			c.endRequestLocked(r, StatusTimeout)
 			continue
 		}
-		if r.expires == 0 {
-			if now-r.checked >= int64(requestRecheck) {
-				if !c.outlet.Interest(r.Reply) {
-					continue
-				}
-				r.checked = now
+		if now-r.checked >= int64(requestRecheck) {
+			if !c.outlet.Interest(r.Reply) {
+				continue
 			}
-			soon(r.checked + int64(requestRecheck))
+			r.checked = now
 		}
+		soon(r.checked + int64(requestRecheck))
 		soon(r.expires)
 		kept = append(kept, r)
 	}
@@ -859,8 +857,9 @@ func (c *Consumer) sendLocked(seq uint64, p *pendingMsg, now int64) bool {
 				c.popRequestLocked()
 				continue
 			}
-			if r.expires == 0 && !c.outlet.Interest(r.Reply) {
-				// Nobody waits for it any more.
+			if !c.outlet.Interest(r.Reply) {
+				// Its requester went away (a closed connection): a message
+				// sent there would sit unacknowledged until AckWait.
 				c.popRequestLocked()
 				continue
 			}

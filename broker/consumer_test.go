@@ -507,3 +507,20 @@ func TestTrimPendingDropsOldest(t *testing.T) {
 		t.Fatalf("first after trim: %q", r.payload)
 	}
 }
+
+// A request whose requester left is not sent messages, even before it
+// expires.
+func TestNoDeliveryToADepartedRequester(t *testing.T) {
+	b, o := openBroker(t, t.TempDir())
+	defer b.Close()
+	s := mustStream(t, b, StreamConfig{Name: "DEP", Subjects: []string{"d"}})
+	c := mustConsumer(t, s, ConsumerConfig{Name: "c", Durable: true})
+	_ = c.Pull(PullRequest{Reply: "left", Batch: 10, Expires: time.Hour})
+	o.setListening("left", false)
+	publish(t, s, "d", "m")
+	o.quiet(t, 100*time.Millisecond)
+	if info := c.Info(); info.NumAckPending != 0 || info.NumPending != 1 {
+		t.Fatalf("info %+v", info)
+	}
+	eventually(t, "the request to be dropped", func() bool { return c.Info().NumWaiting == 0 })
+}
