@@ -16,9 +16,7 @@
 #   targets like linux/arm64 or linux/arm/7 (GOARM after the last slash);
 #   default: every target below.
 #
-# This supersedes scripts/cross.sh for releases: same layout,
-# dist/<os>-<arch>[v<arm>]/, plus the version, darwin, the size check and
-# the checksums.
+# Binaries go to dist/<os>-<arch>[v<arm>]/, with SHA256SUMS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
