@@ -41,7 +41,7 @@ cleanup() {
 trap cleanup EXIT
 
 start_ledge() {
-	"$bin/ledge" -nats-addr 127.0.0.1:$LEDGE_PORT -data-dir "$work/ledge-data" -log-level warn >"$work/ledge.log" 2>&1 &
+	"$bin/ledge" -nats-addr 127.0.0.1:$LEDGE_PORT -mqtt-addr "" -mqtt-ws-addr "" -data-dir "$work/ledge-data" -log-level warn >"$work/ledge.log" 2>&1 &
 	ledge_pid=$!
 	pids+=("$ledge_pid")
 	wait_port $LEDGE_PORT
