@@ -233,7 +233,16 @@ type streamConfig struct {
 
 // streamConfigKeys are the keys of streamConfig; any other key in a
 // request must hold a zero value (false, 0, "", null, {} or []).
-var streamConfigKeys = jsonKeys(streamConfig{})
+var streamConfigKeys = func() map[string]bool {
+	keys := jsonKeys(streamConfig{})
+	// Permissions for batch publishing, which "nats bench js" asks for:
+	// they permit, they do not change what the stream does, so they are
+	// accepted and answered as false; a batch publish itself is refused
+	// at publish time (see unsupportedHeaders).
+	keys["allow_atomic"] = true
+	keys["allow_batched"] = true
+	return keys
+}()
 
 // consumerConfig is nats-server's ConsumerConfig.
 type consumerConfig struct {
