@@ -345,6 +345,16 @@ func (c *Consumer) Pull(req PullRequest) error {
 // seq. delay applies to Nak. Under AckAll an Ack also acknowledges every
 // earlier pending message.
 func (c *Consumer) Ack(seq uint64, kind AckKind, delay time.Duration) error {
+	return c.ack(seq, kind, delay, "")
+}
+
+// Terminate is Ack with Term and the receiver's reason, which the
+// advisory carries.
+func (c *Consumer) Terminate(seq uint64, reason string) error {
+	return c.ack(seq, Term, 0, reason)
+}
+
+func (c *Consumer) ack(seq uint64, kind AckKind, delay time.Duration, reason string) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -372,7 +382,7 @@ func (c *Consumer) Ack(seq uint64, kind AckKind, delay time.Duration) error {
 		delete(c.pending, seq)
 		c.dirty = true
 		if kind == Term {
-			ev := Event{Kind: EventTerminated, Stream: c.s.name, Consumer: c.name, StreamSeq: seq, Deliveries: int(p.deliveries)}
+			ev := Event{Kind: EventTerminated, Stream: c.s.name, Consumer: c.name, StreamSeq: seq, Deliveries: int(p.deliveries), Reason: reason}
 			if c.outlet != nil {
 				c.outlet.Event(ev)
 			}
@@ -617,11 +627,19 @@ func (c *Consumer) dispatchLocked(now int64) (wakeAt int64, wantData bool) {
 		c.expireRequestsLocked(now, soon)
 	}
 	for seq, p := range c.pending {
-		if !p.queued && p.deadline <= now {
+		switch {
+		case p.queued:
+		case p.deadline > now:
+			soon(p.deadline)
+		case c.cfg.MaxDeliver > 0 && int(p.deliveries) >= c.cfg.MaxDeliver:
+			// Its last delivery timed out: it leaves the pending set and
+			// the advisory goes out now, not at the next delivery.
+			delete(c.pending, seq)
+			c.dirty = true
+			c.outlet.Event(Event{Kind: EventMaxDeliveries, Stream: c.s.name, Consumer: c.name, StreamSeq: seq, Deliveries: int(p.deliveries)})
+		default:
 			p.queued = true
 			c.redeliver = append(c.redeliver, seq)
-		} else if !p.queued {
-			soon(p.deadline)
 		}
 	}
 	if len(c.redeliver) > 1 {
