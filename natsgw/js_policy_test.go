@@ -164,3 +164,30 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestPullRequestOfGoneClientGetsNothing: a worker with a long pull
+// request waiting disconnects; a message published after that must go to
+// the worker still there, not to the gone worker's request (and then wait
+// AckWait for its redelivery), as nats-server drops waiting requests whose
+// reply subject lost its interest.
+func TestPullRequestOfGoneClientGetsNothing(t *testing.T) {
+	g := startJS(t, false, "", "")
+	_, js := newJS(t, g.url)
+	ctx := ctxT(t)
+	s, _ := js.CreateStream(ctx, jetstream.StreamConfig{Name: "G", Subjects: []string{"g"}})
+	s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second})
+	nc1, js1 := newJS(t, g.url)
+	c1, _ := js1.Consumer(ctx, "G", "c")
+	if _, err := c1.Fetch(10, jetstream.FetchMaxWait(20*time.Second)); err != nil { // the request waits
+		t.Fatal(err)
+	}
+	nc1.Flush()
+	nc1.Close()
+	time.Sleep(50 * time.Millisecond)
+	js.Publish(ctx, "g", []byte("job"))
+	_, js2 := newJS(t, g.url)
+	c2, _ := js2.Consumer(ctx, "G", "c")
+	if ms := fetchN(t, c2, 1, 3*time.Second); len(ms) != 1 {
+		t.Error("the message went to the pull request of a client that is gone")
+	}
+}

@@ -377,8 +377,6 @@ func TestNakTermMaxDeliver(t *testing.T) {
 	if md, _ := ms[0].Metadata(); md.NumDelivered != 2 {
 		t.Errorf("second delivery: NumDelivered %d", md.NumDelivered)
 	}
-	// The broker notices the limit when it would redeliver, which a pull
-	// request waiting makes it do.
 	if ms := fetch(1, 700*time.Millisecond); len(ms) != 0 {
 		t.Errorf("message delivered beyond MaxDeliver")
 	}

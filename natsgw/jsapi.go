@@ -862,7 +862,12 @@ func (ss *Session) ack(op *Op) {
 		ss.ackError(op.Reply, newAPIError(400, errCodeBadRequest, "unknown acknowledgement %q", body))
 		return
 	}
-	err := c.Ack(seq, kind, delay)
+	var err error
+	if kind == broker.Term {
+		err = c.Terminate(seq, string(arg))
+	} else {
+		err = c.Ack(seq, kind, delay)
+	}
 	if errors.Is(err, broker.ErrConsumerNotFound) {
 		ss.ackCons = nil
 	}

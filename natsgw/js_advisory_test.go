@@ -8,17 +8,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Tests of broker behaviour the JetStream clients expect and the broker
-// does not have yet; each is skipped with the reason until the broker is
-// fixed (see the report of issue 5).
+// Tests of broker behaviour the JetStream clients expect, first written
+// (skipped) when the broker lacked it.
 
 // TestMaxDeliverWithoutWaitingPull: once a message's last delivery times
 // out, nats-server drops it from the pending set and sends the
-// MAX_DELIVERIES advisory at once. The broker does both only when a pull
-// request is waiting, so until the next fetch the consumer reports the
-// message as unacknowledged and nobody is told.
+// MAX_DELIVERIES advisory at once, without waiting for a pull request.
 func TestMaxDeliverWithoutWaitingPull(t *testing.T) {
-	t.Skip("broker bug: Consumer.deliverOneLocked notices MaxDeliver only while a pull request waits (dispatchLocked breaks out of its loop when c.waiting is empty), so the advisory and the drop from NumAckPending wait for the next fetch")
 	g := startJS(t, false, "", "")
 	nc, js := newJS(t, g.url)
 	ctx := ctxT(t)
@@ -37,9 +33,8 @@ func TestMaxDeliverWithoutWaitingPull(t *testing.T) {
 }
 
 // TestTermReasonInAdvisory: "+TERM <reason>" should carry the reason into
-// the MSG_TERMINATED advisory; Consumer.Ack has no way to take it.
+// the MSG_TERMINATED advisory.
 func TestTermReasonInAdvisory(t *testing.T) {
-	t.Skip("broker: missing function: Consumer.Ack(seq, Term, delay) takes no reason, so Event.Reason of EventTerminated is always empty; wanted e.g. Consumer.Terminate(seq uint64, reason string) error")
 	g := startJS(t, false, "", "")
 	nc, js := newJS(t, g.url)
 	ctx := ctxT(t)
