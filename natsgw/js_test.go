@@ -397,9 +397,8 @@ func TestNakTermMaxDeliver(t *testing.T) {
 
 // TestWorkQueueConsumeSharesWork: workers using nats.go's Consume (each
 // keeps one pull request of many messages waiting) share a prefetch-1
-// work queue. nats-server serves its waiting requests in turn.
+// work queue: waiting requests are served in turn, as nats-server does.
 func TestWorkQueueConsumeSharesWork(t *testing.T) {
-	t.Skip("broker bug: Consumer.sendLocked serves c.waiting[0] until its batch is full instead of moving a request with room left to the back of the queue (nats-server's waitQueue.pop), so one Consume()r gets every message of a prefetch-1 work queue")
 	g := startJS(t, false, "", "")
 	_, js := newJS(t, g.url)
 	ctx := ctxT(t)
