@@ -197,3 +197,53 @@ func TestStreamUpdate(t *testing.T) {
 		t.Error("storage change accepted")
 	}
 }
+
+// TestRawConsumerCreateAndHeartbeats: the older create subjects (no name,
+// durable) and a push consumer's idle heartbeat with its last sequences.
+func TestRawConsumerCreateAndHeartbeats(t *testing.T) {
+	g := startJS(t, false, "", "")
+	nc, js := newJS(t, g.url)
+	ctx := ctxT(t)
+	s, _ := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R", Subjects: []string{"r.>"}})
+	js.Publish(ctx, "r.1", []byte("one"))
+	js.Publish(ctx, "r.2", []byte("two"))
+
+	resp := apiCall(t, nc, "$JS.API.CONSUMER.CREATE.R", `{"stream_name":"R","config":{"ack_policy":"none","deliver_policy":"all"}}`)
+	if errCode(resp) != 0 || resp["name"] == "" || resp["config"].(map[string]any)["durable_name"] != nil {
+		t.Errorf("ephemeral create without a name: %v", resp)
+	}
+	resp = apiCall(t, nc, "$JS.API.CONSUMER.DURABLE.CREATE.R.old", `{"stream_name":"R","config":{"ack_policy":"explicit"}}`)
+	if errCode(resp) != 0 || resp["name"] != "old" || resp["config"].(map[string]any)["durable_name"] != "old" {
+		t.Errorf("durable create: %v", resp)
+	}
+	resp = apiCall(t, nc, "$JS.API.CONSUMER.CREATE.R.f.r.2", `{"stream_name":"R","config":{"name":"f","filter_subject":"r.2"}}`)
+	if errCode(resp) != 0 || resp["num_pending"].(float64) != 1 {
+		t.Errorf("create with filter in the subject: %v", resp)
+	}
+
+	sub, _ := nc.SubscribeSync("deliver.hb")
+	nc.Flush()
+	resp = apiCall(t, nc, "$JS.API.CONSUMER.CREATE.R.hb", `{"stream_name":"R","config":{"name":"hb","deliver_subject":"deliver.hb","ack_policy":"none","idle_heartbeat":100000000}}`)
+	if errCode(resp) != 0 {
+		t.Fatalf("push consumer: %v", resp)
+	}
+	for i := 0; i < 2; i++ {
+		if m := nextMsg(t, sub); m.Header.Get("Status") != "" {
+			t.Fatalf("message %d is a status: %v", i, m.Header)
+		}
+	}
+	m := nextMsg(t, sub)
+	if m.Header.Get("Status") != "100" || m.Header.Get("Description") != "Idle Heartbeat" ||
+		m.Header.Get("Nats-Last-Consumer") != "2" || m.Header.Get("Nats-Last-Stream") != "2" {
+		t.Errorf("heartbeat: %v", m.Header)
+	}
+	if n, _ := s.Info(ctx); n.State.Consumers != 4 {
+		t.Errorf("%d consumers", n.State.Consumers)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSequence(2)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Info(ctx); n.State.Msgs != 1 || n.State.FirstSeq != 2 {
+		t.Errorf("purge below 2: %+v", n.State)
+	}
+}
