@@ -317,3 +317,20 @@ func TestPushConsumer(t *testing.T) {
 		t.Errorf("queue group got %d of 20", got)
 	}
 }
+
+// TestNoAckStream: a stream with no_ack stores without answering; a
+// request to its subject times out rather than failing with no
+// responders, as with nats-server.
+func TestNoAckStream(t *testing.T) {
+	g := startJS(t, false, "", "")
+	nc, js := newJS(t, g.url)
+	ctx := ctxT(t)
+	s, _ := js.CreateStream(ctx, jetstream.StreamConfig{Name: "NA", Subjects: []string{"na"}, NoAck: true})
+	_, err := nc.Request("na", []byte("x"), 300*time.Millisecond)
+	if !errors.Is(err, nats.ErrTimeout) {
+		t.Errorf("request to a no-ack stream: %v, want a timeout", err)
+	}
+	if info, _ := s.Info(ctx); info.State.Msgs != 1 || !info.Config.NoAck {
+		t.Errorf("no-ack stream: %+v", info)
+	}
+}

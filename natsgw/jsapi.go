@@ -983,7 +983,9 @@ func (ss *Session) capture(st *broker.Stream, op *Op) bool {
 		ss.pubError(op.Reply, st.Name(), publishAPIError(err))
 	}
 	m.Headers, m.MsgID = nil, nil
-	return done != nil
+	// A stream took it: like nats-server, whose streams subscribe to their
+	// subjects, that is interest even when no PubAck is sent (NoAck).
+	return true
 }
 
 // appendPubAck appends {"stream":"S","seq":N[,"duplicate":true]}.
