@@ -1,11 +1,14 @@
 // Command ledge-bench is the load tool of ledge: it drives a broker with
 // many clients in one of eight scenarios and reports throughput, latency
 // percentiles and whether every message arrived once and in order. It
-// speaks NATS (nats.go) today; MQTT comes with ledge's MQTT gateway.
+// speaks NATS (nats.go) and MQTT 3.1.1 and 5.0 (a lean client of its own
+// on ledge's codec, mqtt.go).
 //
 //	ledge-bench -scenario pubsub -count 1000000
 //	ledge-bench -scenario fanin -clients 1000 -rate 0.2 -duration 1m -subject 'site.{n}.temp'
 //	ledge-bench -scenario jspub -create-stream -clients 4 -duration 30s -json
+//	ledge-bench -proto mqtt -scenario fanin -clients 10000 -rate 0.2 -duration 1m -subject 'site/{n}/temp' -qos 1
+//	ledge-bench -proto mqtt -scenario idle -clients 10000 -duration 1m -keepalive 30s
 //
 // # Scenarios
 //
@@ -17,6 +20,7 @@
 //	reqrep     requesters to a queue group of responders, one request at a time each
 //	jspub      durable publish into a stream, acks awaited in a window of -max-pending
 //	jsconsume  pull from a durable consumer with explicit acks
+//	idle       open N connections, keep them alive, count how many stayed
 //
 // -clients sets the scenario's many side (listed by ledge-bench -h);
 // -pubs and -subs set either side. Publisher n publishes on -subject with
@@ -61,4 +65,19 @@
 // request, flush. A protocol with durable streams also implements
 // StreamClient for jspub and jsconsume; NATS does so through nats.go's
 // jetstream package (nats.go).
+//
+// MQTT (-proto mqtt, -url mqtt://host:port) runs pub, pubsub, fanout,
+// fanin, queue (a shared subscription $share/<-queue>/filter) and idle,
+// with topics in MQTT syntax ("site/{n}/temp", receivers on
+// "site/+/temp"). -qos 0, 1 or 2 is used for publishes and subscriptions;
+// at QoS 1 and 2 each publisher keeps at most -inflight publishes
+// unacknowledged; -mqtt-version 3.1.1 or 5; every connection has a clean
+// session unless -persistent gives the receivers a persistent one (the
+// broker then stores their messages as for an absent device). Quiet
+// connections send PINGREQ at half of -keepalive. The client is not paho:
+// paho runs several goroutines per connection, too many for 10,000
+// devices from one process on two cores; here a few epoll loops own all
+// the connections (mqtt_linux.go), and paced publishers beyond 64 share
+// four goroutines (sched.go). With -rate, ten thousand devices sending
+// one message every five seconds cost the tool a few MB.
 package main

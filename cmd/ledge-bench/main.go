@@ -41,6 +41,13 @@ type config struct {
 	json         bool
 	plot         string
 	quiet        bool
+	// MQTT
+	qos         int
+	mqttVersion int
+	keepAlive   time.Duration
+	inflight    int
+	persistent  bool
+	dialect     dialect
 }
 
 // errUsage marks a bad command line: main prints it with a hint and
@@ -90,8 +97,9 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 		clients int
 		count   int64
 		showVer bool
+		mqttVer string
 	)
-	fs.StringVar(&c.url, "url", "nats://127.0.0.1:4222", "broker `URL`")
+	fs.StringVar(&c.url, "url", "nats://127.0.0.1:4222", "broker `URL` (mqtt://127.0.0.1:1883 with -proto mqtt)")
 	fs.StringVar(&c.proto, "proto", "nats", "protocol: "+protocolNames())
 	fs.StringVar(&scen, "scenario", "pubsub", "what to run: "+scenarioNames())
 	fs.IntVar(&clients, "clients", 0, "the scenario's many side: publishers, subscribers, workers, requesters or consumers (see the table above)")
@@ -101,7 +109,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.Int64Var(&count, "count", 0, "messages in all, split over the publishers (default 100000 unless -duration is given)")
 	fs.DurationVar(&c.duration, "duration", 0, "stop publishing after this long (with -count: whichever comes first)")
 	fs.Float64Var(&c.rate, "rate", 0, "target messages per second of each publisher, paced evenly (0: as fast as possible)")
-	fs.StringVar(&c.subject, "subject", "bench.{n}", "subject; {n} is replaced by the client's index from 0, e.g. site.{n}.temp")
+	fs.StringVar(&c.subject, "subject", "bench.{n}", "subject (an MQTT topic with -proto mqtt, default bench/{n}); {n} is replaced by the client's index from 0, e.g. site.{n}.temp or site/{n}/temp")
 	fs.StringVar(&c.queue, "queue", "ledge-bench", "queue group of the queue and reqrep scenarios")
 	fs.DurationVar(&c.warmup, "warmup", 0, "publish this long before measuring; those messages are not counted")
 	fs.DurationVar(&c.grace, "grace", 2*time.Second, "how long receivers wait for missing messages after the last one arrived")
@@ -110,6 +118,11 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.BoolVar(&c.createStream, "create-stream", false, "jspub, jsconsume: create the stream if it does not exist, capturing -subject")
 	fs.StringVar(&c.consumer, "consumer", "ledge-bench", "jsconsume: the durable pull consumer (created if missing, kept afterwards)")
 	fs.IntVar(&c.maxPending, "max-pending", 256, "jspub: publishes awaiting their ack per publisher; jsconsume: messages fetched at a time")
+	fs.IntVar(&c.qos, "qos", 0, "mqtt: QoS of publishes and subscriptions, 0, 1 or 2")
+	fs.StringVar(&mqttVer, "mqtt-version", "3.1.1", "mqtt: protocol version, 3.1.1 or 5")
+	fs.DurationVar(&c.keepAlive, "keepalive", 60*time.Second, "mqtt: keep alive of every connection; a quiet one pings at half of it")
+	fs.IntVar(&c.inflight, "inflight", 100, "mqtt: QoS 1 and 2 publishes awaiting their acknowledgement per publisher (capped by a 5.0 broker's receive maximum)")
+	fs.BoolVar(&c.persistent, "persistent", false, "mqtt: receivers keep a persistent session (clean session off), so the broker stores their QoS 1 and 2 messages as for an absent device; it is discarded at the end")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of the human summary")
 	fs.StringVar(&c.plot, "plot", "", "write the latency distribution and the rate over time to this SVG `file`")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress line and no human summary")
@@ -144,8 +157,16 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 		return nil, usagef("-scenario %q: choose one of %s", scen, scenarioNames())
 	}
 	c.scenario = s
-	if _, err := lookupProtocol(c.proto); err != nil {
+	proto, err := lookupProtocol(c.proto)
+	if err != nil {
 		return nil, errUsage{err.Error()}
+	}
+	c.dialect = proto.Dialect
+	if !set["url"] {
+		c.url = proto.DefaultURL
+	}
+	if !set["subject"] {
+		c.subject = proto.DefaultSubject
 	}
 	if err := checkURL(c.url, c.proto); err != nil {
 		return nil, err
@@ -193,8 +214,13 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 		return nil, usagef("-count %d: must be at least 1", count)
 	case set["count"]:
 		c.count = uint64(count)
+	case !set["duration"] && s.kind == kindIdle:
+		c.duration = 10 * time.Second
 	case !set["duration"]:
 		c.count = 100000
+	}
+	if s.kind == kindIdle && set["count"] {
+		return nil, usagef("-count: idle sends no messages; -duration says how long the connections stay")
 	}
 	if set["duration"] && c.duration <= 0 {
 		return nil, usagef("-duration %v: must be positive", c.duration)
@@ -208,7 +234,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	if c.warmup < 0 || c.grace < 0 || c.timeout <= 0 {
 		return nil, usagef("-warmup and -grace must not be negative, -timeout must be positive")
 	}
-	if err := checkTemplate(c.subject); err != nil {
+	if err := c.dialect.checkTemplate(c.subject); err != nil {
 		return nil, usagef("-subject: %v", err)
 	}
 	if c.queue == "" || strings.ContainsAny(c.queue, " \t.*>") {
@@ -232,6 +258,31 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 		"max-pending":   {"jspub", "jsconsume"},
 		"queue":         {"queue", "reqrep"},
 		"rate":          {"pub", "pubsub", "fanout", "fanin", "queue", "reqrep", "jspub"},
+		"persistent":    {"pubsub", "fanout", "fanin", "queue"},
+	}
+	if c.proto != "mqtt" {
+		for _, name := range []string{"qos", "mqtt-version", "keepalive", "inflight", "persistent"} {
+			if set[name] {
+				return nil, usagef("-%s applies only to -proto mqtt", name)
+			}
+		}
+	}
+	if c.qos < 0 || c.qos > 2 {
+		return nil, usagef("-qos %d: MQTT has QoS 0, 1 and 2", c.qos)
+	}
+	switch mqttVer {
+	case "3.1.1", "3", "4":
+		c.mqttVersion = 3
+	case "5", "5.0":
+		c.mqttVersion = 5
+	default:
+		return nil, usagef("-mqtt-version %q: 3.1.1 or 5", mqttVer)
+	}
+	if c.keepAlive < 0 || c.keepAlive > 65535*time.Second || (c.keepAlive > 0 && c.keepAlive < time.Second) {
+		return nil, usagef("-keepalive %v: 0 (none) or 1s to 18h12m15s", c.keepAlive)
+	}
+	if c.inflight < 1 || c.inflight > 65000 {
+		return nil, usagef("-inflight %d: between 1 and 65000", c.inflight)
 	}
 	var names []string
 	for name := range only {
@@ -264,7 +315,6 @@ func checkURL(raw, proto string) error {
 	if raw == "" {
 		return usagef("-url is empty")
 	}
-	schemes := map[string][]string{"nats": {"nats", "tls", "ws", "wss"}}
 	if !strings.Contains(raw, "://") {
 		return nil // host:port; the client adds its default scheme
 	}
@@ -272,7 +322,7 @@ func checkURL(raw, proto string) error {
 	if err != nil {
 		return usagef("-url %q: %v", raw, err)
 	}
-	if !contains(schemes[proto], u.Scheme) {
+	if !contains(protocols[proto].Schemes, u.Scheme) {
 		if _, other := protocols[u.Scheme]; !other {
 			return usagef("-url %q: %s is not a protocol this build speaks (%s)", raw, u.Scheme, protocolNames())
 		}

@@ -60,8 +60,30 @@ func TestArguments(t *testing.T) {
 		}},
 		{"jspub with its flags", []string{"-scenario", "jspub", "-create-stream", "-stream", "TELEMETRY", "-max-pending", "64"}, "", nil},
 		{"unknown scenario", []string{"-scenario", "pubsubb"}, `-scenario "pubsubb": choose one of pub, pubsub`, nil},
-		{"protocol not built", []string{"-proto", "mqtt"}, `-proto "mqtt": this build speaks nats`, nil},
-		{"url of another protocol", []string{"-url", "mqtt://localhost:1883"}, "mqtt is not a protocol this build speaks (nats)", nil},
+		{"protocol not built", []string{"-proto", "amqp"}, `-proto "amqp": this build speaks mqtt, nats`, nil},
+		{"url of another protocol", []string{"-url", "mqtt://localhost:1883"}, "is not a nats URL (use -proto mqtt)", nil},
+		{"unknown scheme", []string{"-url", "amqp://localhost:5672"}, "amqp is not a protocol this build speaks (mqtt, nats)", nil},
+		{"mqtt defaults", []string{"-proto", "mqtt"}, "", func(t *testing.T, c *config) {
+			if c.url != "mqtt://127.0.0.1:1883" || c.subject != "bench/{n}" || c.qos != 0 || c.mqttVersion != 3 || c.inflight != 100 {
+				t.Errorf("url %q subject %q qos %d version %d inflight %d", c.url, c.subject, c.qos, c.mqttVersion, c.inflight)
+			}
+		}},
+		{"mqtt topic template", []string{"-proto", "mqtt", "-subject", "site/{n}/temp", "-qos", "1", "-mqtt-version", "5"}, "", func(t *testing.T, c *config) {
+			if c.dialect.wildcard(c.subject) != "site/+/temp" || c.mqttVersion != 5 || c.qos != 1 {
+				t.Errorf("subject %q version %d qos %d", c.subject, c.mqttVersion, c.qos)
+			}
+		}},
+		{"mqtt wildcard topic", []string{"-proto", "mqtt", "-subject", "site/+/temp"}, "not the wildcard", nil},
+		{"mqtt flag with nats", []string{"-qos", "1"}, "-qos applies only to -proto mqtt", nil},
+		{"bad qos", []string{"-proto", "mqtt", "-qos", "3"}, "-qos 3", nil},
+		{"bad mqtt version", []string{"-proto", "mqtt", "-mqtt-version", "4.0"}, "3.1.1 or 5", nil},
+		{"idle default duration", []string{"-proto", "mqtt", "-scenario", "idle", "-clients", "10"}, "", func(t *testing.T, c *config) {
+			if c.subs != 10 || c.duration != 10*time.Second || c.count != 0 {
+				t.Errorf("subs %d duration %v count %d", c.subs, c.duration, c.count)
+			}
+		}},
+		{"idle with count", []string{"-scenario", "idle", "-count", "5"}, "idle sends no messages", nil},
+		{"persistent needs receivers", []string{"-proto", "mqtt", "-scenario", "pub", "-persistent"}, "-persistent applies only to", nil},
 		{"url without host", []string{"-url", "nats://"}, "has no host", nil},
 		{"zero count", []string{"-count", "0"}, "-count 0: must be at least 1", nil},
 		{"negative duration", []string{"-duration", "-1s"}, "must be positive", nil},

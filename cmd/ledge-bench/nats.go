@@ -79,6 +79,9 @@ func (c *natsClient) Flush(ctx context.Context) error {
 
 func (c *natsClient) Close() { c.nc.Close() }
 
+// Connected reports whether the connection is still up.
+func (c *natsClient) Connected() bool { return c.nc.IsConnected() }
+
 func (c *natsClient) jetStream() (jetstream.JetStream, error) {
 	if c.js != nil {
 		return c.js, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Client is one connection of the load tool to the broker, in whatever
@@ -73,17 +74,44 @@ type DialOptions struct {
 	// OnAsyncError is told about errors that happen outside any call
 	// (a subscriber too slow for the broker, a connection lost).
 	OnAsyncError func(error)
+	// Timeout bounds each wait of a call: for an acknowledgement, for
+	// room to publish, for a flush.
+	Timeout time.Duration
+
+	// The rest is read by the protocols that have it (MQTT).
+	QoS         int           // publish and subscribe at this QoS
+	MQTTVersion int           // 3 (3.1.1) or 5
+	KeepAlive   time.Duration // sent in CONNECT; idle connections ping at half of it
+	Window      int           // QoS 1 and 2 publishes unacknowledged at most
+	Persistent  bool          // keep a session across connections (clean session off)
+	ClientID    string        // empty: a generated one
+}
+
+// Connected is implemented by clients that can tell whether their
+// connection is still up; the idle scenario counts them.
+type Connected interface {
+	Connected() bool
 }
 
 // Protocol is one wire protocol the tool speaks.
 type Protocol struct {
 	Name string
 	Dial func(ctx context.Context, url string, o DialOptions) (Client, error)
+	// Schemes are the URL schemes it dials; the first is its default.
+	Schemes []string
+	// DefaultURL and DefaultSubject are the -url and -subject a run
+	// gets when they are not given.
+	DefaultURL, DefaultSubject string
+	// Dialect is how it writes subjects and filters.
+	Dialect dialect
 }
 
 // protocols are the protocols this build speaks, by --proto name.
 var protocols = map[string]Protocol{
-	"nats": {Name: "nats", Dial: dialNATS},
+	"nats": {Name: "nats", Dial: dialNATS, Schemes: []string{"nats", "tls", "ws", "wss"},
+		DefaultURL: "nats://127.0.0.1:4222", DefaultSubject: "bench.{n}", Dialect: natsDialect},
+	"mqtt": {Name: "mqtt", Dial: dialMQTT, Schemes: []string{"mqtt", "tcp"},
+		DefaultURL: "mqtt://127.0.0.1:1883", DefaultSubject: "bench/{n}", Dialect: mqttDialect},
 }
 
 // protocolNames lists protocols for error messages and the help text.

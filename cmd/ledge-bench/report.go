@@ -27,6 +27,7 @@ type Result struct {
 	Receive    *Throughput `json:"receive,omitempty"`
 	Latency    *Latency    `json:"latency,omitempty"`
 	Delivery   *Delivery   `json:"delivery,omitempty"`
+	Idle       *Idle       `json:"idle,omitempty"`
 	Errors     uint64      `json:"errors"`
 	FirstError string      `json:"first_error,omitempty"`
 	Notes      []string    `json:"notes,omitempty"`
@@ -232,13 +233,11 @@ func writeOutputs(cfg *config, res *Result, out io.Writer) error {
 
 // writeSummary prints the result for a person.
 func writeSummary(w io.Writer, res *Result) {
-	fmt.Fprintf(w, "ledge-bench %s, %s to %s: %s, %s, %d-byte messages",
-		res.Scenario, res.Proto, res.URL,
-		plural(res.Publishers, "publisher", "publishers"), plural(res.Receivers, "receiver", "receivers"), res.Size)
-	if res.TargetRate > 0 {
-		fmt.Fprintf(w, ", %s msgs/s each", group3(uint64(res.TargetRate)))
+	if res.Idle != nil {
+		fmt.Fprintf(w, "ledge-bench %s, %s to %s\n", res.Scenario, res.Proto, res.URL)
+	} else {
+		writeHeading(w, res)
 	}
-	fmt.Fprintf(w, "\n")
 	row := func(name string, t *Throughput) {
 		if t != nil {
 			fmt.Fprintf(w, "  %-9s %12s msgs in %6.2fs  %12s msgs/s  %9.2f MB/s\n",
@@ -254,6 +253,10 @@ func writeSummary(w io.Writer, res *Result) {
 		row(name, res.Acked)
 	}
 	row("received", res.Receive)
+	if i := res.Idle; i != nil {
+		fmt.Fprintf(w, "  idle      %s of %s connections opened in %.2fs, %s still connected after %.2fs\n",
+			group3(uint64(i.Opened)), group3(uint64(i.Connections)), i.OpenSeconds, group3(uint64(i.Connected)), i.HeldSeconds)
+	}
 	if l := res.Latency; l != nil {
 		fmt.Fprintf(w, "  latency   %s, %s samples:\n", l.What, group3(l.Count))
 		fmt.Fprintf(w, "            min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s\n",
@@ -275,6 +278,21 @@ func writeSummary(w io.Writer, res *Result) {
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
+}
+
+// writeHeading says what ran: the scenario, the clients, the messages.
+func writeHeading(w io.Writer, res *Result) {
+	fmt.Fprintf(w, "ledge-bench %s, %s to %s: %s, %s, %d-byte messages",
+		res.Scenario, res.Proto, res.URL,
+		plural(res.Publishers, "publisher", "publishers"), plural(res.Receivers, "receiver", "receivers"), res.Size)
+	if res.TargetRate > 0 {
+		if res.TargetRate < 1000 {
+			fmt.Fprintf(w, ", %g msgs/s each", res.TargetRate)
+		} else {
+			fmt.Fprintf(w, ", %s msgs/s each", group3(uint64(res.TargetRate)))
+		}
+	}
+	fmt.Fprintf(w, "\n")
 }
 
 // plural writes n and the noun in the number it takes.

@@ -91,6 +91,9 @@ func run(ctx context.Context, cfg *config, out io.Writer, tty bool) (*Result, er
 		return nil, err
 	}
 	r := &runner{cfg: cfg, proto: proto, s: cfg.scenario, tracked: cfg.size >= headerSize, begun: make(chan struct{})}
+	if r.s.kind == kindIdle {
+		return r.idle(ctx, out)
+	}
 	defer r.closeAll()
 	if err := r.connect(ctx); err != nil {
 		return nil, err
@@ -143,10 +146,65 @@ func (r *runner) fail(err error) {
 func (r *runner) dial(ctx context.Context, role string, n int) (Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
 	defer cancel()
-	return r.proto.Dial(dctx, r.cfg.url, DialOptions{
+	cfg := r.cfg
+	return r.proto.Dial(dctx, cfg.url, DialOptions{
 		Name:         fmt.Sprintf("ledge-bench %s %s %d", r.s.name, role, n),
 		OnAsyncError: r.fail,
+		Timeout:      cfg.timeout,
+		QoS:          cfg.qos,
+		MQTTVersion:  cfg.mqttVersion,
+		KeepAlive:    cfg.keepAlive,
+		Window:       cfg.inflight,
+		Persistent:   cfg.persistent && role == "receiver",
 	})
+}
+
+// dialAll opens n clients, a few at a time: ten thousand simulated
+// devices dialled one after the other would spend seconds on round trips.
+// On an error the clients opened are closed.
+func (r *runner) dialAll(ctx context.Context, role string, n int) ([]Client, error) {
+	out := make([]Client, n)
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	for range min(n, 32) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				c, err := r.dial(ctx, role, i)
+				if err != nil {
+					errMu.Lock()
+					if first == nil {
+						first = err
+					}
+					errMu.Unlock()
+					return
+				}
+				out[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	if first != nil {
+		for _, c := range out {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, first
+	}
+	return out, nil
 }
 
 // connect opens every client and subscribes the receivers, each
@@ -157,24 +215,24 @@ func (r *runner) connect(ctx context.Context) error {
 	if cfg.count > 0 && s.kind != kindStoreCons {
 		counts = split(cfg.count, cfg.pubs)
 	}
-	for i := 0; i < cfg.pubs; i++ {
-		c, err := r.dial(ctx, "publisher", i)
-		if err != nil {
-			return err
-		}
+	pcs, err := r.dialAll(ctx, "publisher", cfg.pubs)
+	if err != nil {
+		return err
+	}
+	for i, c := range pcs {
 		p := &publisher{idx: i, subject: expand(cfg.subject, i), client: c, hist: NewHistogram()}
 		if counts != nil {
 			p.quota = counts[i]
 		}
 		r.pubs = append(r.pubs, p)
 	}
-	for i := 0; i < cfg.subs; i++ {
-		c, err := r.dial(ctx, "receiver", i)
-		if err != nil {
-			return err
-		}
+	rcs, err := r.dialAll(ctx, "receiver", cfg.subs)
+	if err != nil {
+		return err
+	}
+	for i, c := range rcs {
 		rc := &receiver{idx: i, client: c, hist: NewHistogram(), checks: make([]seqCheck, cfg.pubs)}
-		rc.filter = wildcard(cfg.subject)
+		rc.filter = cfg.dialect.wildcard(cfg.subject)
 		if s.pairs {
 			rc.filter = expand(cfg.subject, i)
 		}
@@ -192,7 +250,7 @@ func (r *runner) connect(ctx context.Context) error {
 			return fmt.Errorf("scenario %s needs stored streams, which the %s protocol of this build does not offer", s.name, r.proto.Name)
 		}
 		sctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-		err := sc.EnsureStream(sctx, cfg.stream, []string{wildcard(cfg.subject)}, cfg.createStream)
+		err := sc.EnsureStream(sctx, cfg.stream, []string{cfg.dialect.wildcard(cfg.subject)}, cfg.createStream)
 		cancel()
 		if err != nil {
 			return err
@@ -213,7 +271,7 @@ func (r *runner) connect(ctx context.Context) error {
 	}
 	for _, g := range r.groups {
 		for _, p := range r.pubs {
-			if matches(g.members[0].filter, p.subject) {
+			if cfg.dialect.matches(g.members[0].filter, p.subject) {
 				g.from = append(g.from, p.idx)
 			}
 		}
@@ -320,8 +378,22 @@ func split(n uint64, k int) []uint64 {
 }
 
 // publishAll runs every publisher until its quota is sent or ctx is done.
+// Paced plain publishers beyond schedThreshold share schedWorkers
+// goroutines (sched.go): ten thousand simulated devices sending once every
+// five seconds need no goroutine and timer each.
 func (r *runner) publishAll(ctx context.Context, warmup bool) {
 	var wg sync.WaitGroup
+	if r.cfg.rate > 0 && r.s.kind == kindCore && len(r.pubs) > schedThreshold {
+		for w := range schedWorkers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.schedule(ctx, w, warmup)
+			}()
+		}
+		wg.Wait()
+		return
+	}
 	for _, p := range r.pubs {
 		wg.Add(1)
 		go func() {

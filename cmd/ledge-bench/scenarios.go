@@ -40,6 +40,7 @@ const (
 	kindRequest               // request, reply from a queue group
 	kindStorePub              // publish to a stream, wait for acks
 	kindStoreCons             // pull from a durable consumer, ack
+	kindIdle                  // connect, stay quiet, count who is still there
 )
 
 var scenarios = []*scenario{
@@ -59,6 +60,8 @@ var scenarios = []*scenario{
 		pubs: 1, clients: sidePubs, kind: kindStorePub, latency: "publish to stored ack"},
 	{name: "jsconsume", summary: "pull from a durable consumer with explicit acks (-clients: consumers sharing it)",
 		subs: 1, clients: sideSubs, queue: true, kind: kindStoreCons, latency: "publish to consume, time in the stream included"},
+	{name: "idle", summary: "open N connections, keep them alive for -duration (default 10s), count how many stayed (-clients: connections)",
+		subs: 100, clients: sideSubs, kind: kindIdle},
 }
 
 func lookupScenario(name string) (*scenario, bool) {

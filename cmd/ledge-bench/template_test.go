@@ -55,3 +55,34 @@ func TestMatches(t *testing.T) {
 		}
 	}
 }
+
+func TestMQTTTemplates(t *testing.T) {
+	d := mqttDialect
+	if err := d.checkTemplate("site/{n}/temp"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"site/+/temp", "site/#", "a/b+", ""} {
+		if d.checkTemplate(bad) == nil {
+			t.Errorf("checkTemplate(%q) accepted", bad)
+		}
+	}
+	if got := d.wildcard("site/{n}/temp"); got != "site/+/temp" {
+		t.Errorf("wildcard = %q", got)
+	}
+	cases := []struct {
+		filter, topic string
+		want          bool
+	}{
+		{"site/+/temp", "site/7/temp", true},
+		{"site/+/temp", "site/7/hum", false},
+		{"site/#", "site", true},
+		{"site/#", "site/7/temp", true},
+		{"site.+.temp", "site.7.temp", false}, // dots are not separators in MQTT
+		{"+", "site.7.temp", true},
+	}
+	for _, c := range cases {
+		if got := d.matches(c.filter, c.topic); got != c.want {
+			t.Errorf("matches(%q, %q) = %v", c.filter, c.topic, got)
+		}
+	}
+}

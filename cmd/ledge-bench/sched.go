@@ -1,0 +1,95 @@
+package main
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"time"
+)
+
+const (
+	// schedThreshold is the number of paced publishers above which they
+	// share goroutines instead of having one each.
+	schedThreshold = 64
+	// schedWorkers is how many goroutines share them.
+	schedWorkers = 4
+)
+
+// due is a publisher and when its next message is due.
+type due struct {
+	at  time.Time
+	p   *publisher
+	seq uint64
+}
+
+type dueHeap []due
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(due)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// schedule publishes for the publishers w, w+schedWorkers, ... at -rate
+// each, earliest due first, with the pacer's rules: first messages spread
+// over one interval, and a publisher that fell more than pacerMaxLag
+// behind starts a new schedule from now instead of bursting.
+func (r *runner) schedule(ctx context.Context, w int, warmup bool) {
+	cfg := r.cfg
+	interval := time.Duration(float64(time.Second) / cfg.rate)
+	now := time.Now()
+	var h dueHeap
+	for i := w; i < len(r.pubs); i += schedWorkers {
+		phase := time.Duration(float64(interval) * float64(i) / float64(len(r.pubs)))
+		h = append(h, due{at: now.Add(phase), p: r.pubs[i]})
+	}
+	heap.Init(&h)
+	buf := newPayload(cfg.size)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for h.Len() > 0 {
+		d := &h[0]
+		quota := d.p.quota
+		if warmup {
+			quota = 0
+		}
+		if quota > 0 && d.seq >= quota {
+			heap.Pop(&h)
+			continue
+		}
+		if wait := time.Until(d.at); wait >= pacerSlack {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		sent := time.Now()
+		if r.tracked {
+			putHeader(buf, header{pub: uint32(d.p.idx), seq: d.seq, sent: sent.UnixNano(), warmup: warmup})
+		}
+		if err := d.p.client.Publish(d.p.subject, buf); err != nil {
+			r.fail(fmt.Errorf("publish %s: %w", d.p.subject, err))
+			heap.Pop(&h)
+			continue
+		}
+		if !warmup {
+			d.p.sent.Add(1)
+			d.p.bytes.Add(uint64(len(buf)))
+		}
+		d.seq++
+		d.at = d.at.Add(interval)
+		if late := sent.Sub(d.at); late > pacerMaxLag {
+			d.at = sent.Add(interval)
+		}
+		heap.Fix(&h, 0)
+	}
+}
