@@ -334,3 +334,43 @@ func TestNoAckStream(t *testing.T) {
 		t.Errorf("no-ack stream: %+v", info)
 	}
 }
+
+// TestAPITrafficVisibleToSubscribers: "nats sub '$JS.>'" sees API requests
+// and acks, as with nats-server, and the requester still gets its answer.
+func TestAPITrafficVisibleToSubscribers(t *testing.T) {
+	g := startJS(t, false, "", "")
+	_, js := newJS(t, g.url)
+	ctx := ctxT(t)
+	watcher := connect(t, g.url)
+	sub, _ := watcher.SubscribeSync("$JS.>")
+	watcher.Flush()
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "V", Subjects: []string{"v"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMsg(t, sub); m.Subject != "$JS.API.STREAM.CREATE.V" {
+		t.Errorf("watcher saw %s", m.Subject)
+	}
+	js.Publish(ctx, "v", nil)
+	c, _ := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "c"})
+	ms := fetchN(t, c, 1, 2*time.Second)
+	if err := ms[0].DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var pulls, acks int
+	for {
+		m, err := sub.NextMsg(200 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		switch {
+		case strings.HasPrefix(m.Subject, "$JS.API.CONSUMER.MSG.NEXT.V.c"):
+			pulls++
+		case strings.HasPrefix(m.Subject, "$JS.ACK.V.c."):
+			acks++
+		}
+	}
+	if pulls == 0 || acks != 1 {
+		t.Errorf("watcher saw %d pull requests and %d acks", pulls, acks)
+	}
+}

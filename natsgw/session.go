@@ -282,10 +282,16 @@ func (ss *Session) publish(op *Op) error {
 			return ErrInvalidSubj
 		}
 	}
-	if srv.js != nil && len(op.Subject) > 0 && op.Subject[0] == '$' && ss.jsPublish(op) {
-		return nil
-	}
+	// The JetStream API's own subjects ($JS.API, $JS.ACK, $JS.FC) are
+	// served here; core subscribers ("nats sub '>'") still see them, as
+	// with nats-server, but they never make a request "no responders".
+	jsOwned := srv.js != nil && len(op.Subject) > 0 && op.Subject[0] == '$' && ss.jsPublish(op)
 	if err := srv.router.MatchBytes(op.Subject, &ss.res); err != nil {
+		if jsOwned {
+			// A consumer create subject may end in its filter, wildcards
+			// and all: served, but no subscriber can match it.
+			return nil
+		}
 		return ErrInvalidSubj
 	}
 	// Like nats-server, "no responders" means no interest: a request that
@@ -310,14 +316,14 @@ func (ss *Session) publish(op *Op) error {
 			delivered++
 		}
 	}
-	if srv.js != nil {
+	if srv.js != nil && !jsOwned {
 		// A stream that captures the subject stores it; with a reply
 		// subject, the PubAck answers once the message is durable.
 		if st := srv.js.b.Capture(op.Subject, &ss.streamRes); st != nil && ss.capture(st, op) {
 			delivered++
 		}
 	}
-	if delivered == 0 && len(op.Reply) > 0 && ss.noResponders {
+	if delivered == 0 && !jsOwned && len(op.Reply) > 0 && ss.noResponders {
 		ss.sendNoResponders(op.Reply)
 	}
 	return nil
