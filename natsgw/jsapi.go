@@ -968,24 +968,64 @@ func (ss *Session) capture(st *broker.Stream, op *Op) bool {
 			}
 		}
 	}
+	var pa *pubAck
 	var done func(broker.PubAck, error)
 	if len(op.Reply) > 0 && !st.Config().NoAck {
-		reply, srv := string(op.Reply), ss.srv
-		done = func(ack broker.PubAck, err error) {
-			if err != nil {
-				srv.replyJSON(reply, pubErrorResponse{Stream: st.Name(), Error: newAPIError(503, errCodeStoreFailed, "%s", describe(err))})
-				return
-			}
-			srv.reply(reply, appendPubAck(nil, ack))
-		}
+		pa = pubAckPool.Get().(*pubAck)
+		pa.srv, pa.stream = ss.srv, st
+		pa.reply = append(pa.reply[:0], op.Reply...)
+		done = pa.done
 	}
 	if err := st.Publish(m, done); err != nil {
+		if pa != nil {
+			pa.release()
+		}
 		ss.pubError(op.Reply, st.Name(), publishAPIError(err))
 	}
 	m.Headers, m.MsgID = nil, nil
 	// A stream took it: like nats-server, whose streams subscribe to their
 	// subjects, that is interest even when no PubAck is sent (NoAck).
 	return true
+}
+
+// pubAck is a publish waiting for its PubAck. It is pooled and its
+// callback made once, so that a confirmed publish allocates nothing here.
+type pubAck struct {
+	srv    *Server
+	stream *broker.Stream
+	reply  []byte
+	buf    []byte
+	done   func(broker.PubAck, error)
+}
+
+var pubAckPool sync.Pool
+
+func init() {
+	// Set here: the pool's New refers, through complete, to the pool.
+	pubAckPool.New = func() any {
+		p := new(pubAck)
+		p.done = p.complete
+		return p
+	}
+}
+
+// complete answers the publisher once the stream reports the message
+// durable (or lost), from whatever goroutine the log calls it on.
+func (p *pubAck) complete(ack broker.PubAck, err error) {
+	if err != nil {
+		p.srv.replyJSON(string(p.reply), pubErrorResponse{Stream: p.stream.Name(), Error: newAPIError(503, errCodeStoreFailed, "%s", describe(err))})
+	} else {
+		p.buf = appendPubAck(p.buf[:0], ack)
+		rs := getScratch()
+		p.srv.deliverServerMsgBytes(rs, p.reply, nil, nil, p.buf, false)
+		putScratch(rs)
+	}
+	p.release()
+}
+
+func (p *pubAck) release() {
+	p.srv, p.stream = nil, nil
+	pubAckPool.Put(p)
 }
 
 // appendPubAck appends {"stream":"S","seq":N[,"duplicate":true]}.

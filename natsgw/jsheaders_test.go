@@ -171,3 +171,43 @@ func TestOutletDeliverDoesNotAllocate(t *testing.T) {
 		t.Errorf("delivered %q, want %q", conn.out, want)
 	}
 }
+
+// TestPubAckDoesNotAllocate: the gateway's part of a PubAck (the pending
+// reply, the JSON, the delivery) allocates nothing.
+func TestPubAckDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	br, err := broker.Open(broker.Options{Dir: t.TempDir(), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	if _, err := br.AddStream(broker.StreamConfig{Name: "S", Subjects: []string{"site.>"}, Storage: broker.MemoryStorage, MaxMsgs: 10}); err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(Options{Broker: br, Logger: logger})
+	var conn sink
+	ss := srv.Open(&conn, "127.0.0.1")
+	feedAll(t, ss, "CONNECT {\"headers\":true}\r\nSUB _INBOX.x.* 1\r\n")
+	withReply := []byte("PUB site.42.temp _INBOX.x.1 4\r\n21.5\r\n")
+	without := []byte("PUB site.42.temp 4\r\n21.5\r\n")
+	measure := func(msg []byte) float64 {
+		return testing.AllocsPerRun(500, func() {
+			conn.out = conn.out[:0]
+			if _, err := ss.Feed(msg); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// One more is allowed: the broker wraps the callback in a closure of
+	// its own (Stream.store); the gateway's part is pooled.
+	base, acked := measure(without), measure(withReply)
+	if acked > base+1 {
+		t.Errorf("a publish with a PubAck allocates %.1f times, without %.1f", acked, base)
+	}
+	if want := "MSG _INBOX.x.1 1 "; !bytes.HasPrefix(conn.out, []byte(want)) || !bytes.Contains(conn.out, []byte(`{"stream":"S","seq":`)) {
+		t.Errorf("PubAck %q", conn.out)
+	}
+}

@@ -20,6 +20,7 @@ import (
 // routeScratch is the reusable state of one such delivery.
 type routeScratch struct {
 	res   router.Result[*subscription]
+	subj  []byte
 	hdr   []byte
 	reply []byte
 	out   []byte
@@ -50,7 +51,13 @@ func putScratch(rs *routeScratch) {
 // no status (a status message means nothing to them). It is safe from any
 // goroutine.
 func (s *Server) deliverServerMsg(rs *routeScratch, subject string, reply, hdr, payload []byte, status bool) int {
-	if s.router.Match(subject, &rs.res) != nil {
+	rs.subj = append(rs.subj[:0], subject...)
+	return s.deliverServerMsgBytes(rs, rs.subj, reply, hdr, payload, status)
+}
+
+// deliverServerMsgBytes is deliverServerMsg for a subject held as bytes.
+func (s *Server) deliverServerMsgBytes(rs *routeScratch, subject, reply, hdr, payload []byte, status bool) int {
+	if s.router.MatchBytes(subject, &rs.res) != nil {
 		return 0
 	}
 	n := 0
@@ -71,7 +78,7 @@ func (s *Server) deliverServerMsg(rs *routeScratch, subject string, reply, hdr, 
 func isRemoved(sub *subscription) bool { return sub.removed.Load() }
 
 // writeServerMsg writes one MSG or HMSG to a subscription's connection.
-func (s *Server) writeServerMsg(rs *routeScratch, sub *subscription, subject string, reply, hdr, payload []byte, status bool) bool {
+func (s *Server) writeServerMsg(rs *routeScratch, sub *subscription, subject, reply, hdr, payload []byte, status bool) bool {
 	if !sub.headers {
 		if status {
 			return false
@@ -87,7 +94,7 @@ func (s *Server) writeServerMsg(rs *routeScratch, sub *subscription, subject str
 			s.removeSub(sub)
 		}
 	}
-	out := appendMsgLineString(rs.out[:0], subject, sub.sid, reply, len(hdr), len(payload))
+	out := AppendMsgLine(rs.out[:0], subject, sub.sid, reply, len(hdr), len(payload))
 	out = append(out, hdr...)
 	out = append(out, payload...)
 	out = append(out, crlf...)
@@ -296,27 +303,4 @@ func (o outlet) Event(ev broker.Event) {
 	}
 	b, _ := json.Marshal(v)
 	o.s.reply(subject, b)
-}
-
-// appendMsgLineString is AppendMsgLine for a subject held as a string.
-func appendMsgLineString(dst []byte, subject, sid string, reply []byte, headerLen, payloadLen int) []byte {
-	if headerLen > 0 {
-		dst = append(dst, "HMSG "...)
-	} else {
-		dst = append(dst, "MSG "...)
-	}
-	dst = append(dst, subject...)
-	dst = append(dst, ' ')
-	dst = append(dst, sid...)
-	dst = append(dst, ' ')
-	if len(reply) > 0 {
-		dst = append(dst, reply...)
-		dst = append(dst, ' ')
-	}
-	if headerLen > 0 {
-		dst = strconv.AppendInt(dst, int64(headerLen), 10)
-		dst = append(dst, ' ')
-	}
-	dst = strconv.AppendInt(dst, int64(headerLen+payloadLen), 10)
-	return append(dst, '\r', '\n')
 }
