@@ -191,3 +191,37 @@ func TestPullRequestOfGoneClientGetsNothing(t *testing.T) {
 		t.Error("the message went to the pull request of a client that is gone")
 	}
 }
+
+// TestConsumerRecreatedUnderSameName: a session that acknowledged a
+// consumer's messages keeps working when the consumer is deleted and made
+// again under the same name.
+func TestConsumerRecreatedUnderSameName(t *testing.T) {
+	g := startJS(t, false, "", "")
+	nc, js := newJS(t, g.url)
+	ctx := ctxT(t)
+	s, _ := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RC", Subjects: []string{"rc"}})
+	js.Publish(ctx, "rc", []byte("one"))
+	_, other := newJS(t, g.url)
+	for round := 0; round < 2; round++ {
+		if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Fatal(err)
+		}
+		// Fetched on one connection, acknowledged on nc, which in the
+		// second round still knows the deleted consumer.
+		c, _ := other.Consumer(ctx, "RC", "c")
+		ms := fetchN(t, c, 1, 2*time.Second)
+		if len(ms) != 1 {
+			t.Fatalf("round %d: no message", round)
+		}
+		resp, err := nc.Request(ms[0].Reply(), []byte("+ACK"), 2*time.Second)
+		if err != nil || len(resp.Data) != 0 {
+			t.Fatalf("round %d: ack answered %v %v", round, resp, err)
+		}
+		if ci, _ := c.Info(ctx); ci.NumAckPending != 0 || ci.AckFloor.Stream != 1 {
+			t.Fatalf("round %d: ack not applied: %+v", round, ci.AckFloor)
+		}
+		if err := s.DeleteConsumer(ctx, "c"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

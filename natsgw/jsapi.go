@@ -737,6 +737,11 @@ func (ss *Session) pullNext(names, body, reply []byte) {
 // status.
 func (ss *Session) pull(c *broker.Consumer, req broker.PullRequest) {
 	err := c.Pull(req)
+	if errors.Is(err, broker.ErrConsumerNotFound) {
+		if c2 := ss.fresh(c); c2 != nil {
+			err = c2.Pull(req)
+		}
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, broker.ErrMaxWaiting):
@@ -798,6 +803,23 @@ func (ss *Session) lookupCached(stream, consumer []byte) *broker.Consumer {
 	}
 	ss.ackCons = c
 	return c
+}
+
+// fresh is called when c, perhaps from the session's cache, has been
+// deleted: it returns the consumer now registered under the same names
+// (deleted and made again), or nil, and caches it.
+func (ss *Session) fresh(c *broker.Consumer) *broker.Consumer {
+	ss.ackCons = nil
+	st, err := ss.srv.js.b.Stream(c.Stream().Name())
+	if err != nil {
+		return nil
+	}
+	c2, err := st.Consumer(c.Name())
+	if err != nil || c2 == c {
+		return nil
+	}
+	ss.ackCons = c2
+	return c2
 }
 
 // ack serves a publish to $JS.ACK.<stream>.<consumer>.<deliveries>.<sseq>.
@@ -862,14 +884,18 @@ func (ss *Session) ack(op *Op) {
 		ss.ackError(op.Reply, newAPIError(400, errCodeBadRequest, "unknown acknowledgement %q", body))
 		return
 	}
-	var err error
-	if kind == broker.Term {
-		err = c.Terminate(seq, string(arg))
-	} else {
-		err = c.Ack(seq, kind, delay)
+	apply := func(c *broker.Consumer) error {
+		if kind == broker.Term {
+			return c.Terminate(seq, string(arg))
+		}
+		return c.Ack(seq, kind, delay)
 	}
+	err := apply(c)
 	if errors.Is(err, broker.ErrConsumerNotFound) {
-		ss.ackCons = nil
+		if c2 := ss.fresh(c); c2 != nil {
+			c = c2
+			err = apply(c)
+		}
 	}
 	if next {
 		if len(op.Reply) == 0 {
