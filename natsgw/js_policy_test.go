@@ -71,6 +71,14 @@ func TestWorkQueueConsumersMustNotOverlap(t *testing.T) {
 	if errCode(resp) != 10099 {
 		t.Errorf("unfiltered consumer beside filtered ones: %v", resp)
 	}
+	resp = apiCall(t, nc, "$JS.API.CONSUMER.CREATE.W.e", `{"stream_name":"W","config":{"durable_name":"e","filter_subject":"w.e","ack_policy":"none"}}`)
+	if errCode(resp) != 10098 {
+		t.Errorf("work queue consumer without explicit acks: %v", resp)
+	}
+	resp = apiCall(t, nc, "$JS.API.CONSUMER.CREATE.W.e", `{"stream_name":"W","config":{"durable_name":"e","filter_subject":"w.e","ack_policy":"explicit","deliver_policy":"new"}}`)
+	if errCode(resp) != 10101 {
+		t.Errorf("work queue consumer not delivering all: %v", resp)
+	}
 }
 
 func TestBackoffAndConsumerUpdate(t *testing.T) {

@@ -596,6 +596,16 @@ func (s *Server) consumerCreate(stream, consumer, filter string, durable bool, b
 	if err != nil {
 		return errResp(typ, streamAPIError(err))
 	}
+	if st.Config().Retention == broker.WorkQueuePolicy {
+		// nats-server's rules for work queues, with its codes: one
+		// consumer per message, from the start of the queue.
+		if cfg.AckPolicy != broker.AckExplicit {
+			return errResp(typ, newAPIError(400, errCodeWQExplicitAck, "workqueue stream requires explicit ack"))
+		}
+		if cfg.DeliverPolicy != broker.DeliverAll {
+			return errResp(typ, newAPIError(400, errCodeWQDeliverAll, "consumer must be deliver all on workqueue stream"))
+		}
+	}
 	c, err := st.AddConsumer(cfg, action)
 	if err != nil {
 		e := consumerAPIError(err, &cfg)

@@ -49,7 +49,9 @@ const (
 	errCodeStreamInvalidCfg   = 10052
 	errCodeReplicasNotSupp    = 10074
 	errCodeStoreFailed        = 10077
+	errCodeWQExplicitAck      = 10098
 	errCodeWQMultiUnfiltered  = 10099
+	errCodeWQDeliverAll       = 10101
 	errCodeWQNotUnique        = 10100
 	errCodeStreamPurgeFailed  = 10110
 	errCodeFilterMismatch     = 10131
