@@ -208,11 +208,11 @@ func (o outlet) Status(subject string, st broker.Status) {
 	hdr = append(hdr, crlf...)
 	var reply []byte
 	switch st.Kind {
-	case broker.StatusTimeout, broker.StatusMaxBytes, broker.StatusNoMessages:
-		if st.Kind != broker.StatusNoMessages || st.PendingMsgs > 0 {
-			hdr = appendHeaderInt(hdr, "Nats-Pending-Messages", int64(st.PendingMsgs))
-			hdr = appendHeaderInt(hdr, "Nats-Pending-Bytes", int64(st.PendingBytes))
-		}
+	case broker.StatusTimeout, broker.StatusMaxBytes:
+		// What the request still had room for, which nats.go's Consume
+		// takes back from its count of outstanding messages.
+		hdr = appendHeaderInt(hdr, "Nats-Pending-Messages", int64(st.PendingMsgs))
+		hdr = appendHeaderInt(hdr, "Nats-Pending-Bytes", int64(st.PendingBytes))
 	case broker.StatusHeartbeat:
 		if st.LastConsumerSeq > 0 || st.LastStreamSeq > 0 {
 			hdr = appendHeaderInt(hdr, "Nats-Last-Consumer", int64(st.LastConsumerSeq))
