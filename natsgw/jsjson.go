@@ -32,7 +32,6 @@ func (e *apiError) Error() string { return e.Description }
 const (
 	errCodeBadRequest         = 10003
 	errCodeConsumerCreate     = 10012
-	errCodeConsumerNameExists = 10013
 	errCodeConsumerNotFound   = 10014
 	errCodeInvalidJSON        = 10025
 	errCodeMaxConsumers       = 10026
