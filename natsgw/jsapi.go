@@ -56,7 +56,8 @@ type apiRequest struct {
 }
 
 // jsPublish serves a publish on a $JS subject and reports whether it was
-// one the JetStream API owns (then it is not routed).
+// one the JetStream API owns (then it is still routed to core subscribers,
+// but never answered with no responders).
 func (ss *Session) jsPublish(op *Op) bool {
 	subj := op.Subject
 	switch {
@@ -106,7 +107,7 @@ func (s *Server) handleAPI(req apiRequest) {
 	s.replyJSON(req.reply, resp)
 }
 
-// apiError wraps an error as a response of the given type.
+// errResp wraps an error as a response of the given type.
 func errResp(typ string, e *apiError) any { return errorResponse{Type: typ, Error: e} }
 
 // apiResponse computes the answer to req; nil sends nothing.
@@ -955,8 +956,8 @@ func (ss *Session) flowControlReply(op *Op) {
 }
 
 // capture stores a publish in the stream st and answers its reply subject
-// with the PubAck once the message is durable. It reports whether the
-// publish counts as delivered (for no-responders).
+// with the PubAck once the message is durable, or at once with the error
+// that refused it. The publish counts as delivered (for no-responders).
 func (ss *Session) capture(st *broker.Stream, op *Op) bool {
 	m := &ss.jsMsg
 	*m = broker.Message{Subject: op.Subject, Payload: op.Payload}
