@@ -885,12 +885,17 @@ func (c *Consumer) sendLocked(seq uint64, p *pendingMsg, now int64) bool {
 			r.sent++
 			r.bytes += size
 			r.lastBeat = now
-			c.popRequestLocked()
-			if r.sent < r.Batch {
+			switch {
+			case r.sent >= r.Batch:
+				c.popRequestLocked()
+			case len(c.waiting) > 1:
 				// Round robin: a request with room left waits behind the
 				// others, so competing workers share the messages instead
-				// of the oldest request taking them all.
-				c.waiting = append(c.waiting, r)
+				// of the oldest request taking them all. Rotated in place:
+				// a slice popped at the front and appended at the back
+				// would allocate every few messages.
+				copy(c.waiting, c.waiting[1:])
+				c.waiting[len(c.waiting)-1] = r
 			}
 			break
 		}
