@@ -41,6 +41,7 @@ type config struct {
 	json         bool
 	plot         string
 	quiet        bool
+	maxAhead     uint64
 	// MQTT
 	qos         int
 	mqttVersion int
@@ -118,6 +119,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.BoolVar(&c.createStream, "create-stream", false, "jspub, jsconsume: create the stream if it does not exist, capturing -subject")
 	fs.StringVar(&c.consumer, "consumer", "ledge-bench", "jsconsume: the durable pull consumer (created if missing, kept afterwards)")
 	fs.IntVar(&c.maxPending, "max-pending", 256, "jspub: publishes awaiting their ack per publisher; jsconsume: messages fetched at a time")
+	fs.Uint64Var(&c.maxAhead, "max-ahead", 0, "publishers wait while more than this many deliveries are due and not yet received, so the broker is measured without a growing backlog (0: no limit)")
 	fs.IntVar(&c.qos, "qos", 0, "mqtt: QoS of publishes and subscriptions, 0, 1 or 2")
 	fs.StringVar(&mqttVer, "mqtt-version", "3.1.1", "mqtt: protocol version, 3.1.1 or 5")
 	fs.DurationVar(&c.keepAlive, "keepalive", 60*time.Second, "mqtt: keep alive of every connection; a quiet one pings at half of it")
@@ -259,6 +261,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 		"queue":         {"queue", "reqrep"},
 		"rate":          {"pub", "pubsub", "fanout", "fanin", "queue", "reqrep", "jspub"},
 		"persistent":    {"pubsub", "fanout", "fanin", "queue"},
+		"max-ahead":     {"pubsub", "fanout", "fanin", "queue"},
 	}
 	if c.proto != "mqtt" {
 		for _, name := range []string{"qos", "mqtt-version", "keepalive", "inflight", "persistent"} {

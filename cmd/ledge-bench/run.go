@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,8 @@ type runner struct {
 	begun     chan struct{} // closed when the first publisher or consumer may start
 	measuring atomic.Bool   // false during warm-up
 	consumed  atomic.Uint64 // jsconsume: messages taken towards -count
+	owed      atomic.Uint64 // -max-ahead: deliveries due for what was published
+	got       atomic.Uint64 // -max-ahead: deliveries received
 	errs      atomic.Uint64
 	errMu     sync.Mutex
 	firstErr  error
@@ -46,6 +49,7 @@ type publisher struct {
 	acked   atomic.Uint64 // replies (reqrep) or stored acks (jspub)
 	lastAck atomic.Int64  // Unix nanoseconds
 	hist    *Histogram    // round trips or ack latencies, recorded by one goroutine
+	fans    uint64        // receivers (queue groups as one) that hear it
 }
 
 // receiver is one subscribing (or consuming) client.
@@ -273,6 +277,7 @@ func (r *runner) connect(ctx context.Context) error {
 		for _, p := range r.pubs {
 			if cfg.dialect.matches(g.members[0].filter, p.subject) {
 				g.from = append(g.from, p.idx)
+				p.fans++
 			}
 		}
 	}
@@ -316,8 +321,29 @@ func (r *runner) subscribe(ctx context.Context, rc *receiver) error {
 	return err
 }
 
+// holdBack is -max-ahead: after p published, it waits while more than
+// that many deliveries are due and not yet received, so that the run
+// measures what the broker delivers without a backlog growing in it (a
+// broker overrun by a hundred publishers drops, queues without bound or
+// cuts its subscriber off, each in its own way). A wait gives up after
+// -grace: what a broker lost never arrives.
+func (r *runner) holdBack(ctx context.Context, p *publisher) {
+	if r.cfg.maxAhead == 0 || p.fans == 0 {
+		return
+	}
+	owed := r.owed.Add(p.fans)
+	if owed <= r.got.Load()+r.cfg.maxAhead {
+		return
+	}
+	deadline := time.Now().Add(r.cfg.grace)
+	for r.owed.Load() > r.got.Load()+r.cfg.maxAhead && ctx.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
 // received is the receivers' handler: it times and checks one message.
 func (r *runner) received(rc *receiver, data []byte, now int64) {
+	r.got.Add(1)
 	var h header
 	ok := false
 	if r.tracked {
@@ -380,7 +406,8 @@ func split(n uint64, k int) []uint64 {
 // publishAll runs every publisher until its quota is sent or ctx is done.
 // Paced plain publishers beyond schedThreshold share schedWorkers
 // goroutines (sched.go): ten thousand simulated devices sending once every
-// five seconds need no goroutine and timer each.
+// five seconds need no goroutine and timer each. Unpaced ones beyond
+// roundRobinThreshold share one goroutine per core.
 func (r *runner) publishAll(ctx context.Context, warmup bool) {
 	var wg sync.WaitGroup
 	if r.cfg.rate > 0 && r.s.kind == kindCore && len(r.pubs) > schedThreshold {
@@ -389,6 +416,18 @@ func (r *runner) publishAll(ctx context.Context, warmup bool) {
 			go func() {
 				defer wg.Done()
 				r.schedule(ctx, w, warmup)
+			}()
+		}
+		wg.Wait()
+		return
+	}
+	if r.cfg.rate == 0 && r.s.kind == kindCore && len(r.pubs) > roundRobinThreshold {
+		workers := max(1, min(4, runtime.GOMAXPROCS(0)))
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.roundRobin(ctx, w, workers, warmup)
 			}()
 		}
 		wg.Wait()
@@ -445,6 +484,7 @@ func (r *runner) publish(ctx context.Context, p *publisher, warmup bool) {
 				r.fail(fmt.Errorf("publish %s: %w", p.subject, err))
 				return
 			}
+			r.holdBack(ctx, p)
 		case kindRequest:
 			rctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 			_, err := p.client.Request(rctx, p.subject, buf)

@@ -13,6 +13,9 @@ const (
 	schedThreshold = 64
 	// schedWorkers is how many goroutines share them.
 	schedWorkers = 4
+	// roundRobinThreshold is the number of unpaced publishers above which
+	// they share a goroutine per core.
+	roundRobinThreshold = 8
 )
 
 // due is a publisher and when its next message is due.
@@ -85,11 +88,63 @@ func (r *runner) schedule(ctx context.Context, w int, warmup bool) {
 			d.p.sent.Add(1)
 			d.p.bytes.Add(uint64(len(buf)))
 		}
+		r.holdBack(ctx, d.p)
 		d.seq++
 		d.at = d.at.Add(interval)
 		if late := sent.Sub(d.at); late > pacerMaxLag {
 			d.at = sent.Add(interval)
 		}
 		heap.Fix(&h, 0)
+	}
+}
+
+// roundRobin publishes as fast as it can for the publishers w,
+// w+workers, ..., one message of each in turn. Unpaced publishers share a
+// goroutine per core rather than having one each: a hundred goroutines
+// publishing flat out would leave the tool's own subscribers, which read
+// on a few loops, too little CPU, and the broker would see a slow
+// consumer that is really a starved one.
+func (r *runner) roundRobin(ctx context.Context, w, workers int, warmup bool) {
+	cfg := r.cfg
+	var mine []*publisher
+	for i := w; i < len(r.pubs); i += workers {
+		mine = append(mine, r.pubs[i])
+	}
+	seqs := make([]uint64, len(mine))
+	buf := newPayload(cfg.size)
+	for len(mine) > 0 {
+		if ctx.Err() != nil {
+			return
+		}
+		for i := 0; i < len(mine); i++ {
+			p := mine[i]
+			quota := p.quota
+			if warmup {
+				quota = 0
+			}
+			failed := false
+			if quota == 0 || seqs[i] < quota {
+				if r.tracked {
+					putHeader(buf, header{pub: uint32(p.idx), seq: seqs[i], sent: time.Now().UnixNano(), warmup: warmup})
+				}
+				if err := p.client.Publish(p.subject, buf); err != nil {
+					r.fail(fmt.Errorf("publish %s: %w", p.subject, err))
+					failed = true
+				} else {
+					seqs[i]++
+					if !warmup {
+						p.sent.Add(1)
+						p.bytes.Add(uint64(len(buf)))
+					}
+					r.holdBack(ctx, p)
+				}
+			}
+			if failed || (quota > 0 && seqs[i] >= quota) {
+				last := len(mine) - 1
+				mine[i], seqs[i] = mine[last], seqs[last]
+				mine, seqs = mine[:last], seqs[:last]
+				i--
+			}
+		}
 	}
 }
