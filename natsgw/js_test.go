@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,9 +163,12 @@ func errCode(resp map[string]any) int {
 	return int(n)
 }
 
-// TestWorkQueueFairDispatch: three workers share one pull consumer with
-// MaxAckPending 1 (prefetch 1); a slow worker gets fewer messages, and
-// every message is acknowledged exactly once in all.
+// TestWorkQueueFairDispatch: three workers share 300 messages of one pull
+// consumer, each taking one message at a time (RabbitMQ's prefetch 1);
+// every message is acknowledged exactly once in all. With MaxAckPending 1
+// on the consumer no two messages are ever out at once, so a slow worker
+// holds everyone up; with room for one message per worker, a slow worker
+// gets fewer messages than the others.
 func TestWorkQueueFairDispatch(t *testing.T) {
 	g := startJS(t, false, "", "")
 	_, js := newJS(t, g.url)
@@ -173,74 +177,96 @@ func TestWorkQueueFairDispatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "workers", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1}); err != nil {
-		t.Fatal(err)
-	}
 	const total = 300
-	var (
-		mu     sync.Mutex
-		acked  = map[uint64]int{}
-		counts [3]int
-	)
-	var wg sync.WaitGroup
-	for w := 0; w < 3; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, wjs := newJS(t, g.url)
-			c, err := wjs.Consumer(ctx, "WORK", "workers")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			for {
-				mu.Lock()
-				done := len(acked) == total
-				mu.Unlock()
-				if done || ctx.Err() != nil {
-					return
-				}
-				batch, err := c.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
+	run := func(consumer string, maxAckPending int) (counts [3]int, maxOut int64) {
+		t.Helper()
+		if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: consumer, AckPolicy: jetstream.AckExplicitPolicy,
+			MaxAckPending: maxAckPending, FilterSubject: "work." + consumer}); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			mu    sync.Mutex
+			acked = map[uint64]int{}
+			out   atomic.Int64
+		)
+		var wg sync.WaitGroup
+		for w := 0; w < 3; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, wjs := newJS(t, g.url)
+				c, err := wjs.Consumer(ctx, "WORK", consumer)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				for m := range batch.Messages() {
-					if w == 0 {
-						time.Sleep(15 * time.Millisecond) // the slow worker
-					}
-					md, _ := m.Metadata()
-					if err := m.DoubleAck(ctx); err != nil {
-						t.Errorf("worker %d: ack %d: %v", w, md.Sequence.Stream, err)
-						continue
-					}
+				for {
 					mu.Lock()
-					acked[md.Sequence.Stream]++
-					counts[w]++
+					done := len(acked) == total
 					mu.Unlock()
+					if done || ctx.Err() != nil {
+						return
+					}
+					batch, err := c.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for m := range batch.Messages() {
+						if n := out.Add(1); n > maxOut {
+							mu.Lock()
+							maxOut = max(maxOut, n)
+							mu.Unlock()
+						}
+						if w == 0 {
+							time.Sleep(10 * time.Millisecond) // the slow worker
+						}
+						md, _ := m.Metadata()
+						out.Add(-1)
+						if err := m.DoubleAck(ctx); err != nil {
+							t.Errorf("worker %d: ack %d: %v", w, md.Sequence.Stream, err)
+							continue
+						}
+						mu.Lock()
+						acked[md.Sequence.Stream]++
+						counts[w]++
+						mu.Unlock()
+					}
 				}
+			}()
+		}
+		for i := 0; i < total; i++ {
+			if _, err := js.PublishAsync("work."+consumer, []byte(fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
 			}
-		}()
-	}
-	for i := 0; i < total; i++ {
-		if _, err := js.PublishAsync("work.item", []byte(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
 		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		t.Fatal("publish acks did not arrive")
-	}
-	wg.Wait()
-	for seq := uint64(1); seq <= total; seq++ {
-		if acked[seq] != 1 {
-			t.Errorf("message %d acknowledged %d times", seq, acked[seq])
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-ctx.Done():
+			t.Fatal("publish acks did not arrive")
 		}
+		wg.Wait()
+		if len(acked) != total {
+			t.Errorf("%s: %d messages acknowledged, want %d", consumer, len(acked), total)
+		}
+		for seq, n := range acked {
+			if n != 1 {
+				t.Errorf("%s: message %d acknowledged %d times", consumer, seq, n)
+			}
+		}
+		return counts, maxOut
 	}
-	t.Logf("messages per worker (worker 0 slow): %v", counts)
+
+	counts, maxOut := run("one", 1)
+	t.Logf("MaxAckPending 1: messages per worker (worker 0 slow) %v, at most %d out at once", counts, maxOut)
+	if maxOut > 1 {
+		t.Errorf("MaxAckPending 1: %d messages were out at once", maxOut)
+	}
+
+	counts, _ = run("each", 3)
+	t.Logf("MaxAckPending 3: messages per worker (worker 0 slow) %v", counts)
 	if counts[0] >= counts[1] || counts[0] >= counts[2] {
-		t.Errorf("the slow worker got %d, the others %d and %d: prefetch 1 should give it fewer", counts[0], counts[1], counts[2])
+		t.Errorf("the slow worker got %d, the others %d and %d: prefetch 1 per worker should give it fewer", counts[0], counts[1], counts[2])
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
