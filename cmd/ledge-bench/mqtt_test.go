@@ -61,7 +61,7 @@ func TestMQTTScenariosAgainstLedge(t *testing.T) {
 		{[]string{"-scenario", "pubsub", "-count", "1000", "-mqtt-version", "5", "-persistent", "-qos", "1"}, 1000, 1000},
 		{[]string{"-scenario", "queue", "-clients", "3", "-pubs", "2", "-count", "3000"}, 3000, 3000},
 		{[]string{"-scenario", "queue", "-clients", "3", "-count", "1000", "-qos", "1", "-mqtt-version", "5"}, 1000, 1000},
-		{[]string{"-scenario", "pubsub", "-count", "300", "-size", "70000", "-warmup", "100ms"}, 300, 300},
+		{[]string{"-scenario", "pubsub", "-count", "300", "-size", "70000", "-warmup", "100ms", "-max-ahead", "16"}, 300, 300},
 		{[]string{"-scenario", "fanin", "-clients", "20", "-count", "20000", "-max-ahead", "500"}, 20000, 20000},
 		{[]string{"-scenario", "fanout", "-clients", "4", "-count", "2000", "-max-ahead", "100"}, 2000, 8000},
 	}

@@ -151,6 +151,9 @@ func (r *runner) result() *Result {
 	if s.kind == kindStoreCons {
 		res.Notes = append(res.Notes, "jsconsume counts as lost the gaps below each publisher's highest sequence seen; messages never stored are not known to it")
 	}
+	if r.aheadOff.Load() {
+		res.Notes = append(res.Notes, fmt.Sprintf("-max-ahead was given up after %v without deliveries (-grace); publishers ran unthrottled from then on", cfg.grace))
+	}
 	if res.Delivery != nil && res.Delivery.Lost > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("receivers gave up on missing messages after %v without any arriving (-grace)", cfg.grace))
 	}

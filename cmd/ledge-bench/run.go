@@ -28,6 +28,7 @@ type runner struct {
 	consumed  atomic.Uint64 // jsconsume: messages taken towards -count
 	owed      atomic.Uint64 // -max-ahead: deliveries due for what was published
 	got       atomic.Uint64 // -max-ahead: deliveries received
+	aheadOff  atomic.Bool   // -max-ahead gave up: deliveries stopped coming
 	errs      atomic.Uint64
 	errMu     sync.Mutex
 	firstErr  error
@@ -325,10 +326,11 @@ func (r *runner) subscribe(ctx context.Context, rc *receiver) error {
 // that many deliveries are due and not yet received, so that the run
 // measures what the broker delivers without a backlog growing in it (a
 // broker overrun by a hundred publishers drops, queues without bound or
-// cuts its subscriber off, each in its own way). A wait gives up after
-// -grace: what a broker lost never arrives.
+// cuts its subscriber off, each in its own way). A wait that lasts -grace
+// ends the holding back for the rest of the run: what a broker lost never
+// arrives.
 func (r *runner) holdBack(ctx context.Context, p *publisher) {
-	if r.cfg.maxAhead == 0 || p.fans == 0 {
+	if r.cfg.maxAhead == 0 || p.fans == 0 || r.aheadOff.Load() {
 		return
 	}
 	owed := r.owed.Add(p.fans)
@@ -336,7 +338,13 @@ func (r *runner) holdBack(ctx context.Context, p *publisher) {
 		return
 	}
 	deadline := time.Now().Add(r.cfg.grace)
-	for r.owed.Load() > r.got.Load()+r.cfg.maxAhead && ctx.Err() == nil && time.Now().Before(deadline) {
+	for r.owed.Load() > r.got.Load()+r.cfg.maxAhead && ctx.Err() == nil {
+		if time.Now().After(deadline) {
+			// The broker is losing messages: waiting for them would only
+			// stall the run, one -grace per message.
+			r.aheadOff.Store(true)
+			return
+		}
 		time.Sleep(50 * time.Microsecond)
 	}
 }
