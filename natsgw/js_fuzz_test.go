@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -117,4 +118,50 @@ func TestConsumeStream(t *testing.T) {
 		ci, _ := c.Info(ctx)
 		return ci.NumAckPending == 0 && ci.AckFloor.Stream == total
 	}, "every message acknowledged")
+}
+
+// FuzzAPIRequest: any administrative request, subject and body, is
+// answered (or ignored) without a panic.
+func FuzzAPIRequest(f *testing.F) {
+	for _, s := range [][2]string{
+		{"INFO", ""},
+		{"STREAM.CREATE.S", `{"name":"S","subjects":["f.>"],"max_msgs":-1,"consumer_limits":{}}`},
+		{"STREAM.UPDATE.S", `{"name":"S","subjects":["f.*"],"max_age":1000000000}`},
+		{"STREAM.INFO.S", `{"subjects_filter":">","offset":3}`},
+		{"STREAM.NAMES", `{"offset":-4,"subject":"f.*"}`},
+		{"STREAM.LIST", `{"subject":">"}`},
+		{"STREAM.PURGE.S", `{"filter":"f.a","keep":2}`},
+		{"STREAM.MSG.GET.S", `{"seq":1}`},
+		{"STREAM.MSG.GET.S", `{"last_by_subj":"f.a"}`},
+		{"STREAM.MSG.DELETE.S", `{"seq":2}`},
+		{"DIRECT.GET.S.f.a", ``},
+		{"CONSUMER.CREATE.S.c.f.>", `{"stream_name":"S","config":{"name":"c","filter_subject":"f.>","backoff":[1,2],"max_deliver":3}}`},
+		{"CONSUMER.DURABLE.CREATE.S.d", `{"stream_name":"S","config":{"deliver_subject":"x","flow_control":true,"idle_heartbeat":1000}}`},
+		{"CONSUMER.LIST.S", `{"offset":1}`},
+		{"CONSUMER.DELETE.S.c", ``},
+		{"STREAM.DELETE.S", ``},
+	} {
+		f.Add(s[0], s[1])
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := broker.Open(broker.Options{Dir: f.TempDir(), Logger: logger})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { b.Close() })
+	srv := NewServer(Options{Broker: b, Logger: logger})
+	f.Fuzz(func(t *testing.T, subject, body string) {
+		// Streams are kept to memory and few, so the fuzzer measures the
+		// API, not the disk.
+		body = strings.ReplaceAll(body, `"file"`, `"memory"`)
+		if !strings.Contains(body, `"storage"`) && strings.HasPrefix(subject, "STREAM.CREATE.") {
+			body = strings.Replace(body, "{", `{"storage":"memory",`, 1)
+		}
+		_ = srv.apiResponse(apiRequest{subject: subject, reply: "r", body: []byte(body)})
+		if streams := b.Streams(); len(streams) > 20 {
+			for _, st := range streams {
+				b.DeleteStream(st.Name())
+			}
+		}
+	})
 }

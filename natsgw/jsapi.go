@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,10 +95,8 @@ func (ss *Session) jsPublish(op *Op) bool {
 // handleAPI answers one administrative request.
 func (s *Server) handleAPI(req apiRequest) {
 	js := s.js
-	js.mu.Lock()
-	resp := s.apiResponse(req)
-	js.mu.Unlock()
-	js.pending.Add(-1)
+	defer js.pending.Add(-1)
+	resp := s.safeAPIResponse(req)
 	if resp == nil {
 		return
 	}
@@ -105,6 +104,22 @@ func (s *Server) handleAPI(req apiRequest) {
 		js.errors.Add(1)
 	}
 	s.replyJSON(req.reply, resp)
+}
+
+// safeAPIResponse runs apiResponse under the API's lock. A bug reached by
+// a request costs that request, answered with an error, not the broker:
+// this goroutine is not an event loop, whose panics the transport
+// recovers.
+func (s *Server) safeAPIResponse(req apiRequest) (resp any) {
+	s.js.mu.Lock()
+	defer s.js.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.Logger.Error("jetstream: API request failed", "subject", apiPrefix+req.subject, "panic", r, "stack", string(debug.Stack()))
+			resp = errResp(typeAPIError, newAPIError(500, errCodeBadRequest, "internal error"))
+		}
+	}()
+	return s.apiResponse(req)
 }
 
 // errResp wraps an error as a response of the given type.
