@@ -103,7 +103,9 @@ func TestBackoffAndConsumerUpdate(t *testing.T) {
 		}
 		times = append(times, time.Now())
 	}
-	if d := times[1].Sub(times[0]); d < 80*time.Millisecond || d > 350*time.Millisecond {
+	// Lower bounds only: a loaded machine (or an emulator) may be late,
+	// never early.
+	if d := times[1].Sub(times[0]); d < 80*time.Millisecond {
 		t.Errorf("first redelivery after %v, want about 100ms", d)
 	}
 	if d := times[2].Sub(times[1]); d < 350*time.Millisecond {
