@@ -2,6 +2,7 @@ package natsgw
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -209,5 +210,44 @@ func TestPubAckDoesNotAllocate(t *testing.T) {
 	}
 	if want := "MSG _INBOX.x.1 1 "; !bytes.HasPrefix(conn.out, []byte(want)) || !bytes.Contains(conn.out, []byte(`{"stream":"S","seq":`)) {
 		t.Errorf("PubAck %q", conn.out)
+	}
+}
+
+// BenchmarkPublishBesideStreams is BenchmarkPublish's subs=1 case with a
+// broker whose streams capture other subjects (as the MQTT gateway's
+// always do): the cost of the capture lookup on the core path.
+func BenchmarkPublishBesideStreams(b *testing.B) {
+	for _, streams := range []bool{false, true} {
+		b.Run(fmt.Sprintf("streams=%v", streams), func(b *testing.B) {
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			br, err := broker.Open(broker.Options{Dir: b.TempDir(), Logger: logger})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer br.Close()
+			if streams {
+				if _, err := br.AddStream(broker.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}, Storage: broker.MemoryStorage}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			srv := NewServer(Options{Broker: br, Logger: logger})
+			var subConn, pubConn sink
+			sub := srv.Open(&subConn, "127.0.0.1")
+			if _, err := sub.Feed([]byte("SUB site.*.temp 1\r\n")); err != nil {
+				b.Fatal(err)
+			}
+			pub := srv.Open(&pubConn, "127.0.0.1")
+			msg := append([]byte("PUB site.42.temp 16\r\n"), "0123456789abcdef\r\n"...)
+			read := bytes.Repeat(msg, 64)
+			b.SetBytes(16)
+			b.ReportAllocs()
+			for b.Loop() {
+				subConn.out = subConn.out[:0]
+				if _, err := pub.Feed(read); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*64)/b.Elapsed().Seconds(), "msgs/s")
+		})
 	}
 }
