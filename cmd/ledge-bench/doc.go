@@ -35,7 +35,11 @@
 // the publishers stop, receivers wait for what they are owed, and give
 // up when nothing has arrived for -grace: a run always ends by itself.
 // -rate paces each publisher evenly (it never bursts to catch up), and
-// -warmup publishes for a while before measuring.
+// -warmup publishes for a while before measuring. -max-ahead N keeps
+// publishers at most N deliveries ahead of the receivers, so that a
+// broker is measured at what it delivers rather than by how it fails when
+// overrun (dropping, queueing without bound, cutting its subscriber off);
+// it gives up for the rest of the run when deliveries stop for -grace.
 //
 // # What is measured
 //
