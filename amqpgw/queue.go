@@ -1,0 +1,388 @@
+package amqpgw
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ledgemq/ledge/broker"
+	"github.com/ledgemq/ledge/log"
+	lnet "github.com/ledgemq/ledge/net"
+	"github.com/ledgemq/ledge/router"
+)
+
+// A queue is a broker stream with one durable pull consumer. Its messages
+// carry the exchange, routing key and raw content properties they were
+// published with as headers, so a delivery is the published message again.
+const (
+	queueStreamPrefix  = "AMQP_q_"
+	queueSubjectPrefix = "$AMQP.q."
+	queueConsumer      = "amqp"
+	hdrExchange        = "Amqp-Exchange"
+	hdrRoutingKey      = "Amqp-Routing-Key"
+	hdrProps           = "Amqp-Props"
+	// queueAckWait: AMQP has no acknowledgement deadline; a message waits
+	// for its consumer's channel to ack it or to close. A day bounds what a
+	// lost channel could hold.
+	queueAckWait = 24 * time.Hour
+	// unlimitedBatch is the credit of a consumer without prefetch, topped
+	// up when half is used.
+	unlimitedBatch = 4096
+)
+
+// queue is an AMQP queue. Its definition fields are set at declaration;
+// bindings are guarded by Server.mu, subscribers by mu.
+type queue struct {
+	srv        *Server
+	name       string
+	durable    bool
+	exclusive  bool
+	autoDelete bool
+	owner      *conn
+	args       []byte
+	dlx        string
+	dlk        string
+	hasDLK     bool
+
+	stream   *broker.Stream
+	cons     *broker.Consumer
+	subject  []byte
+	receiver *queueReceiver
+	bindings []*binding
+
+	mu sync.Mutex
+	// subs are the consumers and basic.gets waiting, by reply subject.
+	subs        map[string]*consumer
+	consumers   int
+	hadConsumer bool
+	// exclusiveConsumer: a basic.consume with exclusive holds the queue.
+	exclusiveConsumer bool
+	deleted           bool
+}
+
+// streamName is the broker stream of queue name: the name itself when it
+// is a valid stream name, else a hash of it.
+func streamName(name string) string {
+	ok := len(name) > 0 && len(name) <= 200
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+	}
+	if ok {
+		return queueStreamPrefix + name
+	}
+	h := sha256.Sum256([]byte(name))
+	return queueStreamPrefix + "h" + hex.EncodeToString(h[:20])
+}
+
+// queueArgs are the queue arguments the gateway implements.
+type queueArgs struct {
+	ttl       time.Duration
+	maxLen    int64
+	maxBytes  int64
+	rejectNew bool
+	dlx, dlk  string
+	hasDLK    bool
+}
+
+// parseQueueArgs reads a queue's arguments; a refused one comes back as a
+// *amqpError.
+func parseQueueArgs(t []byte) (queueArgs, *amqpError) {
+	var a queueArgs
+	for len(t) > 0 {
+		var f field
+		f, t = nextField(t)
+		name := string(f.Name)
+		switch name {
+		case "x-message-ttl", "x-max-length", "x-max-length-bytes":
+			v, ok := f.intValue()
+			if !ok || v < 0 {
+				return a, chanErr(codePrecondition, "PRECONDITION_FAILED - invalid arg '"+name+"'")
+			}
+			switch name {
+			case "x-message-ttl":
+				a.ttl = time.Duration(v) * time.Millisecond
+				if v == 0 {
+					return a, connErr(codeNotImplemented, "NOT_IMPLEMENTED - x-message-ttl 0 is not supported")
+				}
+			case "x-max-length":
+				a.maxLen = v
+				if v == 0 {
+					return a, connErr(codeNotImplemented, "NOT_IMPLEMENTED - x-max-length 0 is not supported")
+				}
+			default:
+				a.maxBytes = v
+			}
+		case "x-overflow":
+			s, _ := f.stringValue()
+			switch string(s) {
+			case "drop-head":
+			case "reject-publish":
+				a.rejectNew = true
+			default:
+				return a, connErr(codeNotImplemented, "NOT_IMPLEMENTED - x-overflow '"+string(s)+"' is not supported")
+			}
+		case "x-dead-letter-exchange":
+			s, ok := f.stringValue()
+			if !ok {
+				return a, chanErr(codePrecondition, "PRECONDITION_FAILED - invalid arg 'x-dead-letter-exchange'")
+			}
+			a.dlx = string(s)
+		case "x-dead-letter-routing-key":
+			s, ok := f.stringValue()
+			if !ok {
+				return a, chanErr(codePrecondition, "PRECONDITION_FAILED - invalid arg 'x-dead-letter-routing-key'")
+			}
+			a.dlk, a.hasDLK = string(s), true
+		case "x-queue-type":
+			s, _ := f.stringValue()
+			switch string(s) {
+			case "classic", "quorum", "stream":
+				// All are the one queue model: a stream with a consumer.
+			default:
+				return a, chanErr(codePrecondition, "PRECONDITION_FAILED - invalid arg 'x-queue-type'")
+			}
+		case "x-queue-mode", "x-queue-version", "x-queue-leader-locator":
+			// Storage hints with no meaning here.
+		default:
+			if len(name) > 2 && name[:2] == "x-" {
+				return a, connErr(codeNotImplemented, "NOT_IMPLEMENTED - queue argument '"+name+"' is not supported")
+			}
+		}
+	}
+	return a, nil
+}
+
+// openQueueStream creates or opens the stream and consumer of q.
+func (s *Server) openQueueStream(q *queue, a queueArgs) error {
+	sn := streamName(q.name)
+	q.subject = []byte(queueSubjectPrefix + sn[len(queueStreamPrefix):])
+	cfg := broker.StreamConfig{
+		Name:        sn,
+		Description: q.name,
+		Subjects:    []string{string(q.subject)},
+		Retention:   broker.WorkQueuePolicy,
+		MaxMsgs:     a.maxLen,
+		MaxBytes:    a.maxBytes,
+		MaxAge:      a.ttl,
+	}
+	if !q.durable {
+		cfg.Storage = broker.MemoryStorage
+	}
+	if a.rejectNew {
+		cfg.Discard = broker.DiscardNew
+	}
+	st, err := s.b.Stream(sn)
+	if err == nil && st.Config().Storage != cfg.Storage {
+		_ = s.b.DeleteStream(sn)
+		err = broker.ErrStreamNotFound
+	}
+	if errors.Is(err, broker.ErrStreamNotFound) {
+		st, err = s.b.AddStream(cfg)
+	} else if err == nil {
+		cur := st.Config()
+		cfg.Created = cur.Created
+		st, err = s.b.UpdateStream(cfg)
+	}
+	if err != nil {
+		return err
+	}
+	c, err := st.AddConsumer(broker.ConsumerConfig{
+		Name:          queueConsumer,
+		Durable:       true,
+		AckPolicy:     broker.AckExplicit,
+		AckWait:       queueAckWait,
+		MaxAckPending: -1,
+		MaxWaiting:    1 << 20,
+	}, broker.CreateOrUpdate)
+	if err != nil {
+		return err
+	}
+	q.stream, q.cons = st, c
+	q.subs = make(map[string]*consumer)
+	q.receiver = &queueReceiver{q}
+	c.Attach(q)
+	return nil
+}
+
+// counts returns the messages ready and the consumers of q.
+func (q *queue) counts() (ready uint32, consumers uint32) {
+	info := q.cons.Info()
+	q.mu.Lock()
+	n := q.consumers
+	q.mu.Unlock()
+	return uint32(info.NumPending), uint32(n)
+}
+
+// publish stores a message in q; done is the publisher confirm.
+func (q *queue) publish(exchange, key, rawProps, body []byte, done func(broker.PubAck, error)) error {
+	hdrs := [3]log.Header{
+		{Key: []byte(hdrExchange), Value: exchange},
+		{Key: []byte(hdrRoutingKey), Value: key},
+		{Key: []byte(hdrProps), Value: rawProps},
+	}
+	return q.stream.Publish(&broker.Message{Subject: q.subject, Headers: hdrs[:], Payload: body}, done)
+}
+
+// queueReceiver is a queue bound to amq.topic, in the live router: what
+// MQTT and NATS publish there is stored in the queue.
+type queueReceiver struct{ q *queue }
+
+// Deliver stores a message from another protocol.
+func (r *queueReceiver) Deliver(m *broker.Msg) bool {
+	key, err := router.AMQPRoutingKeyFromSubject(string(m.Subject))
+	if err != nil {
+		return false
+	}
+	var props []byte
+	if len(m.Headers) > 0 {
+		props = append(props, byte(propHeaders>>8), 0)
+		props = appendTable(props, func(b []byte) []byte {
+			for _, h := range m.Headers {
+				b = appendStringField(b, string(h.Key), string(h.Value))
+			}
+			return b
+		})
+	}
+	err = r.q.publish([]byte("amq.topic"), []byte(key), props, m.Payload, func(broker.PubAck, error) {})
+	return err == nil
+}
+
+// Deliver is the queue's broker.Outlet: it hands a delivery to the
+// consumer or basic.get whose reply subject it names.
+func (q *queue) Deliver(subject string, d *broker.Delivery) bool {
+	q.mu.Lock()
+	c := q.subs[subject]
+	if c != nil && c.get {
+		delete(q.subs, subject)
+	}
+	q.mu.Unlock()
+	if c != nil && c.deliver(d) {
+		return true
+	}
+	// Taken by a consumer that just went away: back to the queue, from
+	// another goroutine since the consumer's lock is held here.
+	seq := d.StreamSeq
+	go func() { _ = q.cons.Ack(seq, broker.Nak, 0) }()
+	return false
+}
+
+// Status ends a basic.get that found nothing.
+func (q *queue) Status(subject string, st broker.Status) {
+	q.mu.Lock()
+	c := q.subs[subject]
+	if c != nil && c.get {
+		delete(q.subs, subject)
+	}
+	q.mu.Unlock()
+	if c != nil && c.get && st.Kind == broker.StatusNoMessages {
+		c.ch.conn.write(func(b []byte) []byte { return appendTag(b, c.ch.id, bGetEmpty, "") })
+	}
+}
+
+// Interest reports whether the consumer or basic.get is still there.
+func (q *queue) Interest(subject string) bool {
+	q.mu.Lock()
+	c := q.subs[subject]
+	q.mu.Unlock()
+	return c != nil && !c.isDead()
+}
+
+// Event is not used: AMQP has no advisories.
+func (q *queue) Event(broker.Event) {}
+
+// consumer is a basic.consume, or a basic.get waiting for its message.
+type consumer struct {
+	ch       *channel
+	q        *queue
+	tag      string
+	reply    string
+	noAck    bool
+	get      bool
+	prefetch int
+	// Guarded by the connection's outMu.
+	credit  int
+	unacked int
+	dead    bool
+}
+
+func (c *consumer) isDead() bool {
+	cn := c.ch.conn
+	cn.outMu.Lock()
+	defer cn.outMu.Unlock()
+	return c.dead
+}
+
+// deliver writes a delivery to the channel; it runs on the queue's
+// consumer goroutine.
+func (c *consumer) deliver(d *broker.Delivery) bool {
+	cn := c.ch.conn
+	var exchange, key, props []byte
+	for _, h := range d.Headers {
+		switch string(h.Key) {
+		case hdrExchange:
+			exchange = h.Value
+		case hdrRoutingKey:
+			key = h.Value
+		case hdrProps:
+			props = h.Value
+		}
+	}
+	cn.outMu.Lock()
+	if c.dead || cn.closed {
+		cn.outMu.Unlock()
+		return false
+	}
+	ch := c.ch
+	ch.lastTag++
+	tag := ch.lastTag
+	if c.credit > 0 {
+		c.credit--
+	}
+	if !c.noAck {
+		ch.unacked[tag] = delivery{c: c, seq: d.StreamSeq}
+		c.unacked++
+	}
+	redelivered := d.Deliveries > 1
+	if c.get {
+		cn.wbuf = appendGetOk(cn.wbuf[:0], ch.id, cn.frameMax, tag, redelivered, exchange, key, uint32(d.Pending), props, d.Payload)
+	} else {
+		cn.wbuf = appendDeliver(cn.wbuf[:0], ch.id, cn.frameMax, c.tag, tag, redelivered, exchange, key, props, d.Payload)
+	}
+	_ = cn.c.Write(cn.wbuf)
+	cn.outMu.Unlock()
+	if c.noAck {
+		seq := d.StreamSeq
+		_ = cn.c.Do(func(*lnet.Conn) {
+			_ = c.q.cons.Ack(seq, broker.Ack, 0)
+			if !c.get {
+				c.topUp()
+			}
+		})
+	}
+	return true
+}
+
+// topUp asks the queue for as many messages as the consumer's prefetch
+// has room for. It runs on the connection's loop.
+func (c *consumer) topUp() {
+	cn := c.ch.conn
+	cn.outMu.Lock()
+	want := 0
+	if !c.dead {
+		if c.prefetch > 0 && !c.noAck {
+			want = c.prefetch - c.unacked - c.credit
+		} else if c.credit < unlimitedBatch/2 {
+			want = unlimitedBatch - c.credit
+		}
+	}
+	if want > 0 {
+		c.credit += want
+	}
+	cn.outMu.Unlock()
+	if want > 0 {
+		_ = c.q.cons.Pull(broker.PullRequest{Reply: c.reply, Batch: want})
+	}
+}
