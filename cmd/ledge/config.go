@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ledgemq/ledge/bridge"
 	"github.com/ledgemq/ledge/log"
 )
 
@@ -49,6 +50,13 @@ type config struct {
 	logFormat string
 
 	cpuProfile string
+
+	// gateway names this box upstream; uplink is the command line's
+	// uplink and namedUplinks the config file's (see uplink.go).
+	gateway       string
+	uplink        uplinkSettings
+	namedUplinks  map[string]*flag.FlagSet
+	namedSettings map[string]*uplinkSettings
 }
 
 const envPrefix = "LEDGE_"
@@ -80,17 +88,21 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.mqttPassword, "mqtt-password", "", "the password that goes with -mqtt-user")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (one readable line per event) or json")
+	fs.StringVar(&cfg.gateway, "gateway-id", "", "this gateway's name in message ids upstream; stable and unique per box (default: the host name)")
+	addUplinkFlags(fs, &cfg.uplink, true)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` from start to shutdown (for go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, `ledge: a message broker for edge gateways.
 
 Usage: ledge [flags]
        ledge ctl queues [-url nats://host:port]
+       ledge ctl uplinks [-url nats://host:port]
 
 With no flags it serves NATS (with JetStream) on :4222, MQTT on :1883 and
 MQTT over WebSocket on :8083 (and MQTT over TLS on :8883 once -tls-cert is
 set), and keeps its data in ./ledge-data. "ledge ctl queues" lists each stream's consumers with their
-messages ready, unacknowledged, redelivered and waiting pull requests.
+messages ready, unacknowledged, redelivered and waiting pull requests;
+"ledge ctl uplinks" shows each uplink's state, backlog and last error.
 Every flag can also be set as an environment variable (LEDGE_ and the name
 in upper case with '-' as '_', e.g. LEDGE_DATA_DIR) or in the file named by
 -config (one "name = value" a line). Flags win over the environment, which
@@ -140,7 +152,7 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 		return nil, err
 	}
 	if cfg.configFile != "" {
-		if err := applyConfigFile(fs, cfg.configFile, set); err != nil {
+		if err := applyConfigFile(fs, cfg, cfg.configFile, set); err != nil {
 			return nil, err
 		}
 	}
@@ -157,7 +169,7 @@ func lookupEnv(getenv func(string) string, flagName string) (string, bool) {
 }
 
 // applyConfigFile sets, from the file, every flag not already set.
-func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
+func applyConfigFile(fs *flag.FlagSet, cfg *config, path string, set map[string]bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
@@ -179,6 +191,12 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 		name, value = strings.TrimSpace(name), strings.Trim(strings.TrimSpace(value), `"`)
 		if name == "config" {
 			return fmt.Errorf("%s:%d: a config file cannot name another", path, n)
+		}
+		if strings.HasPrefix(name, "uplink.") {
+			if err := cfg.setNamedUplink(name, value); err != nil {
+				return fmt.Errorf("%s:%d: %w", path, n, err)
+			}
+			continue
 		}
 		if fs.Lookup(name) == nil {
 			return fmt.Errorf("%s:%d: unknown setting %q (see ledge -help)", path, n, name)
@@ -236,6 +254,14 @@ func (c *config) validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.logFormat))
+	}
+	if ups, err := c.uplinks(); err != nil {
+		errs = append(errs, err)
+	} else {
+		bc := bridge.Config{GatewayID: c.gatewayID(), Uplinks: ups}
+		if err := bc.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

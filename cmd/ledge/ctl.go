@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ledgemq/ledge/bridge"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -19,20 +21,24 @@ import (
 func runCtl(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	usage := func() {
 		fmt.Fprintf(stderr, `Usage: ledge ctl queues [-url nats://host:port]
+       ledge ctl uplinks [-url nats://host:port]
 
 queues: every stream's consumers with the messages ready to deliver, delivered
 but not acknowledged, redelivered, and the pull requests waiting: the view in
 which a worker that forgets to acknowledge stands out.
+uplinks: each uplink's state (up, stalled, connecting, down), upstream server,
+backlog in messages and bytes, age of the oldest unforwarded message, rate,
+messages dropped by the disk budget, and the last error.
 `)
 	}
-	if len(args) == 0 || args[0] != "queues" {
+	if len(args) == 0 || (args[0] != "queues" && args[0] != "uplinks") {
 		usage()
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 			return flag.ErrHelp
 		}
-		return errors.New("ctl: want a command: queues")
+		return errors.New("ctl: want a command: queues or uplinks")
 	}
-	fs := flag.NewFlagSet("ledge ctl queues", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ledge ctl "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	defURL := getenv("LEDGE_URL")
 	if defURL == "" {
@@ -49,6 +55,9 @@ which a worker that forgets to acknowledge stands out.
 		return fmt.Errorf("connect %s: %w", *url, err)
 	}
 	defer nc.Close()
+	if args[0] == "uplinks" {
+		return listUplinks(nc, *timeout, stdout)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -86,6 +95,46 @@ func listQueues(ctx context.Context, js jetstream.JetStream, w io.Writer) error 
 	}
 	if err := streams.Err(); err != nil {
 		return fmt.Errorf("streams: %w", err)
+	}
+	return tw.Flush()
+}
+
+// listUplinks prints one line per uplink from the broker's answer on
+// bridge.StatusSubject.
+func listUplinks(nc *nats.Conn, timeout time.Duration, w io.Writer) error {
+	m, err := nc.Request(bridge.StatusSubject, nil, timeout)
+	if errors.Is(err, nats.ErrNoResponders) {
+		fmt.Fprintln(w, "no uplinks configured")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("uplinks: %w", err)
+	}
+	var sts []bridge.Status
+	if err := json.Unmarshal(m.Data, &sts); err != nil {
+		return fmt.Errorf("uplinks: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "UPLINK\tSTATE\tSERVER\tMODE\tBACKLOG\tBYTES\tOLDEST\tMSGS/S\tFORWARDED\tDROPPED\tDOWNLINKED\tLAST ERROR")
+	for _, s := range sts {
+		server := s.Server
+		if server == "" {
+			server = s.Upstream
+		}
+		mode := s.Mode
+		if mode == "" {
+			mode = "-"
+		}
+		lastErr := "-"
+		if s.LastError != "" {
+			lastErr = fmt.Sprintf("%s (%s ago)", s.LastError, time.Since(s.LastErrAt).Round(time.Second))
+		}
+		oldest := "-"
+		if s.BacklogMsgs > 0 {
+			oldest = (time.Duration(s.OldestAge * float64(time.Second))).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.0f\t%d\t%d\t%d\t%s\n", s.Name, s.State, server, mode,
+			s.BacklogMsgs, s.BacklogBytes, oldest, s.MsgsPerSec, s.Forwarded, s.Dropped, s.Downlinked, lastErr)
 	}
 	return tw.Flush()
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -18,11 +19,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ledgemq/ledge/bridge"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/mqttgw"
 	"github.com/ledgemq/ledge/natsgw"
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
+	"github.com/nats-io/nats.go"
 )
 
 // version is ledge's release, set at build time with
@@ -197,19 +200,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return errors.New("no listener configured")
 	}
 
+	// The bridge starts once the broker and the gateways are up; its
+	// uplinks connect in the background and never hold the broker back.
+	ups, _ := cfg.uplinks()
+	var br *bridge.Bridge
+	closeBridge := func() {
+		if br != nil {
+			br.Close()
+			br = nil
+		}
+	}
+	defer closeBridge()
+	var statusConn *nats.Conn
+	if len(ups) > 0 {
+		br, err = bridge.New(b, live, bridge.Config{GatewayID: cfg.gatewayID(), Uplinks: ups, Logger: logger.With("part", "bridge")})
+		if err != nil {
+			return fmt.Errorf("bridge: %w", err)
+		}
+		if a, ok := addrs["nats"]; ok {
+			statusConn, err = serveUplinks(br, a, cfg)
+			if err != nil {
+				logger.Warn("ledge ctl uplinks will not be answered", "err", err)
+			} else {
+				defer statusConn.Close()
+			}
+		}
+	}
+
 	var parts []string
 	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls"} {
 		if a, ok := addrs[p]; ok {
 			parts = append(parts, p+"="+a)
 		}
 	}
-	logger.Info("ledge ready", "version", version, "listen", strings.Join(parts, " "), "data", cfg.dataDir, "streams", len(b.Streams()), "sync", cfg.sync)
+	logger.Info("ledge ready", "version", version, "listen", strings.Join(parts, " "), "data", cfg.dataDir, "streams", len(b.Streams()), "sync", cfg.sync, "uplinks", len(ups))
 	if ready != nil {
 		ready(addrs)
 	}
 
 	<-ctx.Done()
 	logger.Info("shutting down")
+	if statusConn != nil {
+		statusConn.Close()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, s := range servers {
@@ -218,9 +251,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 	servers = nil
+	closeBridge()
 	closeBroker()
 	logger.Info("stopped")
 	return nil
+}
+
+// serveUplinks answers "ledge ctl uplinks" (bridge.StatusSubject) through
+// a client connection of the broker's own NATS listener at addr.
+func serveUplinks(br *bridge.Bridge, addr string, cfg *config) (*nats.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	opts := []nats.Option{nats.Name("ledge uplinks status"), nats.NoReconnect()}
+	switch {
+	case cfg.natsUser != "":
+		opts = append(opts, nats.UserInfo(cfg.natsUser, cfg.natsPassword))
+	case cfg.natsToken != "":
+		opts = append(opts, nats.Token(cfg.natsToken))
+	}
+	nc, err := nats.Connect("nats://"+net.JoinHostPort(host, port), opts...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := br.Serve(nc); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return nc, nc.Flush()
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
