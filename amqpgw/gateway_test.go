@@ -94,7 +94,9 @@ func publish(t testing.TB, ch *amqp.Channel, ex, key string, msg amqp.Publishing
 	must(t, ch.PublishWithContext(ctx, ex, key, false, false, msg))
 }
 
-func text(s string) amqp.Publishing { return amqp.Publishing{ContentType: "text/plain", Body: []byte(s)} }
+func text(s string) amqp.Publishing {
+	return amqp.Publishing{ContentType: "text/plain", Body: []byte(s)}
+}
 
 // recv waits for one delivery.
 func recv(t testing.TB, c <-chan amqp.Delivery) amqp.Delivery {
@@ -128,7 +130,7 @@ func TestHelloWorld(t *testing.T) {
 	q, err := ch.QueueDeclare("hello", false, false, false, false, nil)
 	must(t, err)
 	publish(t, ch, "", q.Name, amqp.Publishing{ContentType: "text/plain", Body: []byte("Hello World!"),
-		Headers: amqp.Table{"s": "x", "i": int32(7), "l": int64(1) << 40, "b": true, "f": 1.5, "t": time.Unix(1700000000, 0), "n": amqp.Table{"x": int16(2)}, "a": []any{"y", int32(1)}, "d": amqp.Decimal{Scale: 2, Value: 314}, "bin": []byte{0, 1}},
+		Headers:       amqp.Table{"s": "x", "i": int32(7), "l": int64(1) << 40, "b": true, "f": 1.5, "t": time.Unix(1700000000, 0), "n": amqp.Table{"x": int16(2)}, "a": []any{"y", int32(1)}, "d": amqp.Decimal{Scale: 2, Value: 314}, "bin": []byte{0, 1}},
 		CorrelationId: "c1", MessageId: "m1", Type: "greeting", AppId: "test", Priority: 3, Expiration: "60000", Timestamp: time.Unix(1700000000, 0)})
 	_, ch2 := dial(t, g)
 	msgs, err := ch2.Consume("hello", "", true, false, false, false, nil)
@@ -513,3 +515,21 @@ func TestAmqTopicBridgesLiveRouter(t *testing.T) {
 type recvFunc func(m *broker.Msg) bool
 
 func (f recvFunc) Deliver(m *broker.Msg) bool { return f(m) }
+
+// waitMessages waits until a queue holds n messages ready: a publish
+// without confirms is visible once it is durable.
+func waitMessages(t testing.TB, ch *amqp.Channel, name string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+		must(t, err)
+		if q.Messages == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s holds %d, want %d", name, q.Messages, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
