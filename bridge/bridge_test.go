@@ -346,3 +346,100 @@ func TestBadConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStalledLinkReconnects: a link that stays up but whose
+// acknowledgements stop coming is shown as stalled, not up, and is
+// reconnected; what the upstream stored meanwhile is not stored twice.
+func TestStalledLinkReconnects(t *testing.T) {
+	up := startUpstream(t, nil)
+	up.addStream("UP", "edge1.>")
+	p := startProxy(t, fmt.Sprintf("127.0.0.1:%d", up.opts.Port))
+	e := openEdge(t, t.TempDir(), false)
+	u := quickUplink("cloud", p.url())
+	u.Subjects = []string{"s.>"}
+	u.DialTimeout = time.Second
+	e.startBridge(u)
+	waitFor(t, 10*time.Second, "uplink up", func() bool { return e.status("cloud").State == "up" })
+	st, _ := e.b.Stream("UPLINK_cloud")
+
+	p.frozen.Store(true)
+	publishLocal(t, st, []string{"s.1"}, 0, 100)
+	waitFor(t, 10*time.Second, "stalled shown", func() bool { return e.status("cloud").State == "stalled" })
+	waitFor(t, 10*time.Second, "stall ends the session", func() bool {
+		return strings.Contains(e.status("cloud").LastError, "stalled")
+	})
+	if n := up.count("UP"); n != 100 {
+		t.Logf("upstream stored %d while its acknowledgements were lost", n)
+	}
+	p.frozen.Store(false)
+	p.dropAll()
+	waitFor(t, 10*time.Second, "backlog forwarded", func() bool { return e.status("cloud").BacklogMsgs == 0 })
+	checkExactlyOnce(t, up.read("UP"), map[string]int{"s.1": 100})
+}
+
+// TestDiskBudget: over its budget the uplink's stream drops the oldest
+// unforwarded messages and counts them, or refuses new publishes.
+func TestDiskBudget(t *testing.T) {
+	dead := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	e := openEdge(t, t.TempDir(), false)
+	old := quickUplink("old", dead)
+	old.Subjects = []string{"old.>"}
+	old.MaxBytes = 64 << 10
+	refuse := quickUplink("refuse", dead)
+	refuse.Subjects = []string{"new.>"}
+	refuse.MaxBytes = 64 << 10
+	refuse.Budget = RefuseNew
+	e.startBridge(old, refuse)
+	payload := []byte(strings.Repeat("x", 100))
+	sOld, _ := e.b.Stream("UPLINK_old")
+	for i := 0; i < 2000; i++ {
+		if err := sOld.Publish(&broker.Message{Subject: []byte("old.a"), Payload: payload}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var s Status
+	waitFor(t, 10*time.Second, "drops counted", func() bool {
+		s = e.status("old")
+		return s.Dropped > 0 && s.Dropped+s.BacklogMsgs == 2000
+	})
+	if s.BacklogBytes > 64<<10 {
+		t.Errorf("backlog %d bytes over the budget", s.BacklogBytes)
+	}
+	sNew, _ := e.b.Stream("UPLINK_refuse")
+	refused := 0
+	for i := 0; i < 2000; i++ {
+		if err := sNew.Publish(&broker.Message{Subject: []byte("new.a"), Payload: payload}, nil); err != nil {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Error("nothing refused over the budget")
+	}
+	if s := e.status("refuse"); s.Dropped != 0 || s.BacklogMsgs != uint64(2000-refused) {
+		t.Errorf("refuse-new: %+v with %d refused", s, refused)
+	}
+}
+
+// TestRateLimit: the uplink sends no faster than its byte rate.
+func TestRateLimit(t *testing.T) {
+	up := startUpstream(t, nil)
+	up.addStream("UP", "edge1.>")
+	e := openEdge(t, t.TempDir(), false)
+	u := quickUplink("cloud", up.url())
+	u.Subjects = []string{"r.>"}
+	u.RateLimit = 100 << 10
+	e.startBridge(u)
+	st, _ := e.b.Stream("UPLINK_cloud")
+	payload := []byte(strings.Repeat("y", 1000))
+	start := time.Now()
+	for i := 0; i < 300; i++ {
+		if err := st.Publish(&broker.Message{Subject: []byte("r.a"), Payload: payload}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "300 upstream", func() bool { return up.count("UP") == 300 })
+	// 300 KB at 100 KB/s with a second's burst: at least about 2 s.
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Errorf("300 KB went in %s at 100 KB/s", d)
+	}
+}

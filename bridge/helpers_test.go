@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -305,6 +306,7 @@ type proxy struct {
 	conns  map[net.Conn]bool
 	down   bool
 	drops  int
+	frozen atomic.Bool
 }
 
 func startProxy(t testing.TB, target string) *proxy {
@@ -340,15 +342,28 @@ func (p *proxy) accept() {
 		}
 		p.conns[c], p.conns[up] = true, true
 		p.mu.Unlock()
-		go p.pipe(c, up)
-		go p.pipe(up, c)
+		go p.pipe(c, up, true)
+		go p.pipe(up, c, false)
 	}
 }
 
-func (p *proxy) pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+// pipe copies src to dst; toClient is the upstream's direction, which a
+// frozen proxy swallows (the link is up, nothing comes back).
+func (p *proxy) pipe(dst, src net.Conn, toClient bool) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !(toClient && p.frozen.Load()) {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (p *proxy) dropAll() {
