@@ -1,8 +1,13 @@
 package amqpgw
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func TestBasicGet(t *testing.T) {
@@ -24,5 +29,252 @@ func TestBasicGet(t *testing.T) {
 	d, ok, err = ch.Get("g", true)
 	if err != nil || !ok || string(d.Body) != "two" {
 		t.Fatalf("get: %q %v %v", d.Body, ok, err)
+	}
+}
+
+func TestMandatoryReturn(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
+	must(t, ch.PublishWithContext(context.Background(), "amq.direct", "nobody", true, false, text("lost")))
+	select {
+	case r := <-returns:
+		if r.ReplyCode != codeNoRoute || string(r.Body) != "lost" || r.RoutingKey != "nobody" || r.ContentType != "text/plain" {
+			t.Fatalf("return %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no basic.return")
+	}
+}
+
+func TestHeadersExchange(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	qa, _ := ch.QueueDeclare("", false, false, true, false, nil)
+	qb, _ := ch.QueueDeclare("", false, false, true, false, nil)
+	must(t, ch.QueueBind(qa.Name, "", "amq.headers", false, amqp.Table{"x-match": "all", "format": "pdf", "type": "report"}))
+	must(t, ch.QueueBind(qb.Name, "", "amq.match", false, amqp.Table{"x-match": "any", "format": "pdf", "type": "log"}))
+	ma, _ := ch.Consume(qa.Name, "", true, false, false, false, nil)
+	mb, _ := ch.Consume(qb.Name, "", true, false, false, false, nil)
+	for _, ex := range []string{"amq.headers", "amq.match"} {
+		publish(t, ch, ex, "", amqp.Publishing{Headers: amqp.Table{"format": "pdf", "type": "report"}, Body: []byte(ex + " both")})
+		publish(t, ch, ex, "", amqp.Publishing{Headers: amqp.Table{"format": "pdf"}, Body: []byte(ex + " format")})
+	}
+	if d := recv(t, ma); string(d.Body) != "amq.headers both" {
+		t.Fatalf("all got %q", d.Body)
+	}
+	none(t, ma, 50*time.Millisecond)
+	for _, w := range []string{"amq.match both", "amq.match format"} {
+		if d := recv(t, mb); string(d.Body) != w {
+			t.Fatalf("any got %q want %q", d.Body, w)
+		}
+	}
+}
+
+func TestAlternateExchange(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	must(t, ch.ExchangeDeclare("unrouted", "fanout", false, false, false, false, nil))
+	must(t, ch.ExchangeDeclare("main", "direct", false, false, false, false, amqp.Table{"alternate-exchange": "unrouted"}))
+	q, _ := ch.QueueDeclare("", false, false, true, false, nil)
+	must(t, ch.QueueBind(q.Name, "", "unrouted", false, nil))
+	m, _ := ch.Consume(q.Name, "", true, false, false, false, nil)
+	publish(t, ch, "main", "no-binding", text("fallback"))
+	if d := recv(t, m); string(d.Body) != "fallback" {
+		t.Fatalf("got %q", d.Body)
+	}
+}
+
+func TestNackRejectRecover(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("nq", false, false, false, false, nil)
+	must(t, err)
+	m, err := ch.Consume("nq", "", false, false, false, false, nil)
+	must(t, err)
+	publish(t, ch, "", "nq", text("a"))
+	d := recv(t, m)
+	must(t, d.Nack(false, true))
+	d = recv(t, m)
+	if !d.Redelivered || string(d.Body) != "a" {
+		t.Fatalf("after nack requeue: %q %v", d.Body, d.Redelivered)
+	}
+	must(t, ch.Recover(true))
+	d = recv(t, m)
+	if !d.Redelivered {
+		t.Fatal("recover did not redeliver")
+	}
+	must(t, d.Reject(false))
+	none(t, m, 100*time.Millisecond)
+	q, err := ch.QueueDeclarePassive("nq", false, false, false, false, nil)
+	must(t, err)
+	if q.Messages != 0 {
+		t.Fatalf("rejected message still queued: %d", q.Messages)
+	}
+}
+
+func TestDeadLettering(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	must(t, ch.ExchangeDeclare("dlx", "direct", false, false, false, false, nil))
+	_, err := ch.QueueDeclare("dead", false, false, false, false, nil)
+	must(t, err)
+	must(t, ch.QueueBind("dead", "failed", "dlx", false, nil))
+	_, err = ch.QueueDeclare("work", false, false, false, false, amqp.Table{"x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "failed"})
+	must(t, err)
+	m, _ := ch.Consume("work", "", false, false, false, false, nil)
+	publish(t, ch, "", "work", text("bad job"))
+	must(t, recv(t, m).Nack(false, false))
+	dm, _ := ch.Consume("dead", "", true, false, false, false, nil)
+	if d := recv(t, dm); string(d.Body) != "bad job" || d.RoutingKey != "failed" {
+		t.Fatalf("dead letter %q key %q", d.Body, d.RoutingKey)
+	}
+}
+
+func TestMessageTTL(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("ttl", false, false, false, false, amqp.Table{"x-message-ttl": int32(100)})
+	must(t, err)
+	publish(t, ch, "", "ttl", text("short-lived"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		q, err := ch.QueueDeclarePassive("ttl", false, false, false, false, amqp.Table{"x-message-ttl": int32(100)})
+		must(t, err)
+		if q.Messages == 0 && time.Since(deadline.Add(-5*time.Second)) > 100*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message still there after its TTL: %d", q.Messages)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestMaxLengthOverflow(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("drop", false, false, false, false, amqp.Table{"x-max-length": int32(2)})
+	must(t, err)
+	_, err = ch.QueueDeclare("reject", false, false, false, false, amqp.Table{"x-max-length": int32(2), "x-overflow": "reject-publish"})
+	must(t, err)
+	must(t, ch.Confirm(false))
+	ctx := context.Background()
+	var acks []bool
+	for i := 0; i < 3; i++ {
+		for _, q := range []string{"drop", "reject"} {
+			dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", q, false, false, text(fmt.Sprint(i)))
+			must(t, err)
+			ok, err := dc.WaitContext(ctx)
+			must(t, err)
+			acks = append(acks, ok)
+		}
+	}
+	if fmt.Sprint(acks) != "[true true true true true false]" {
+		t.Fatalf("confirms %v", acks)
+	}
+	d, _, _ := ch.Get("drop", true)
+	if string(d.Body) != "1" {
+		t.Fatalf("drop-head kept %q first", d.Body)
+	}
+	d, _, _ = ch.Get("reject", true)
+	if string(d.Body) != "0" {
+		t.Fatalf("reject-publish kept %q first", d.Body)
+	}
+}
+
+func TestTransactions(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("txq", false, false, false, false, nil)
+	must(t, err)
+	must(t, ch.Tx())
+	publish(t, ch, "", "txq", text("rolled back"))
+	must(t, ch.TxRollback())
+	publish(t, ch, "", "txq", text("committed"))
+	must(t, ch.TxCommit())
+	waitMessages(t, ch, "txq", 1)
+	d, ok, err := ch.Get("txq", true)
+	if err != nil || !ok || string(d.Body) != "committed" {
+		t.Fatalf("get %q %v %v", d.Body, ok, err)
+	}
+}
+
+func TestRefusedFeatures(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	for _, args := range []amqp.Table{{"x-expires": int32(1000)}, {"x-max-priority": int32(5)}, {"x-single-active-consumer": true}} {
+		_, ch := dial(t, g)
+		_, err := ch.QueueDeclare("refused", false, false, false, false, args)
+		var e *amqp.Error
+		if !errors.As(err, &e) || e.Code != codeNotImplemented {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("q", true, false, false, false, nil)
+	must(t, err)
+	_, err = ch.QueueDeclare("q", false, false, false, false, nil)
+	var e *amqp.Error
+	if !errors.As(err, &e) || e.Code != codePrecondition {
+		t.Fatalf("inequivalent redeclare: %v", err)
+	}
+	_, ch = dial(t, g)
+	err = ch.ExchangeDeclare("x", "nonsense", false, false, false, false, nil)
+	if !errors.As(err, &e) || e.Code != codeCommandInvalid {
+		t.Fatalf("bad exchange type: %v", err)
+	}
+}
+
+func TestQuorumQueueDeclared(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("qq", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+	must(t, err)
+	publish(t, ch, "", "qq", text("q"))
+	m, _ := ch.Consume("qq", "", true, false, false, false, nil)
+	if d := recv(t, m); string(d.Body) != "q" {
+		t.Fatalf("got %q", d.Body)
+	}
+}
+
+func TestAutoDeleteAndPurgeAndDelete(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("auto", false, true, false, false, nil)
+	must(t, err)
+	_, err = ch.Consume("auto", "c1", true, false, false, false, nil)
+	must(t, err)
+	must(t, ch.Cancel("c1", false))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, pch := dial(t, g)
+		if _, err := pch.QueueDeclarePassive("auto", false, true, false, false, nil); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("auto-delete queue outlived its last consumer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, ch = dial(t, g)
+	_, err = ch.QueueDeclare("p", false, false, false, false, nil)
+	must(t, err)
+	publish(t, ch, "", "p", text("1"))
+	publish(t, ch, "", "p", text("2"))
+	waitMessages(t, ch, "p", 2)
+	n, err := ch.QueuePurge("p", false)
+	if err != nil || n != 2 {
+		t.Fatalf("purge %d %v", n, err)
+	}
+	publish(t, ch, "", "p", text("3"))
+	waitMessages(t, ch, "p", 1)
+	_, err = ch.QueueDelete("p", false, true, false)
+	if e, ok := err.(*amqp.Error); !ok || e.Code != codePrecondition {
+		t.Fatalf("delete if-empty of a non-empty queue: %v", err)
+	}
+	_, ch = dial(t, g)
+	n, err = ch.QueueDelete("p", false, false, false)
+	if err != nil || n != 1 {
+		t.Fatalf("delete %d %v", n, err)
 	}
 }
