@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -373,7 +374,13 @@ func TestStalledLinkReconnects(t *testing.T) {
 	}
 	p.frozen.Store(false)
 	p.dropAll()
-	waitFor(t, 10*time.Second, "backlog forwarded", func() bool { return e.status("cloud").BacklogMsgs == 0 })
+	waitFor(t, 10*time.Second, "backlog forwarded", func() bool {
+		s := e.status("cloud")
+		if os.Getenv("LEDGE_TEST_LOG") != "" {
+			fmt.Fprintf(os.Stderr, "%+v\n", s)
+		}
+		return s.BacklogMsgs == 0
+	})
 	checkExactlyOnce(t, up.read("UP"), map[string]int{"s.1": 100})
 }
 

@@ -152,7 +152,7 @@ func (u *upstream) read(name string) []jetstream.Msg {
 	}
 	var out []jetstream.Msg
 	for uint64(len(out)) < want {
-		b, err := c.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		b, err := c.Fetch(int(min(1000, want-uint64(len(out)))), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			u.t.Fatal(err)
 		}
