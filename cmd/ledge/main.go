@@ -196,6 +196,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			logger.Info("listening", "proto", l.name, "addr", ln.Addr().String(), "transport", ln.Transport())
 		}
 	}
+	if cfg.amqpAddr != "" {
+		ln, closeAMQP, err := listenAMQP(cfg, logger, live, b, netOpts)
+		if err != nil {
+			return err
+		}
+		defer closeAMQP()
+		servers = append(servers, ln)
+		addrs["amqp"] = ln.Addr().String()
+	}
 	if len(servers) == 0 {
 		return errors.New("no listener configured")
 	}
@@ -228,7 +237,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var parts []string
-	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls"} {
+	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "amqp"} {
 		if a, ok := addrs[p]; ok {
 			parts = append(parts, p+"="+a)
 		}
