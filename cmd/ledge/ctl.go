@@ -22,6 +22,7 @@ func runCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 	usage := func() {
 		fmt.Fprintf(stderr, `Usage: ledge ctl queues [-url nats://host:port]
        ledge ctl uplinks [-url nats://host:port]
+       ledge ctl list_queues [-url nats://host:port] [column ...]
 
 queues: every stream's consumers with the messages ready to deliver, delivered
 but not acknowledged, redelivered, and the pull requests waiting: the view in
@@ -29,14 +30,16 @@ which a worker that forgets to acknowledge stands out.
 uplinks: each uplink's state (up, stalled, connecting, down), upstream server,
 backlog in messages and bytes, age of the oldest unforwarded message, rate,
 messages dropped by the disk budget, and the last error.
+list_queues: the AMQP queues, as "rabbitmqctl list_queues" prints them; columns
+name, messages_ready, messages_unacknowledged, messages (default: name messages).
 `)
 	}
-	if len(args) == 0 || (args[0] != "queues" && args[0] != "uplinks") {
+	if len(args) == 0 || (args[0] != "queues" && args[0] != "uplinks" && args[0] != "list_queues") {
 		usage()
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 			return flag.ErrHelp
 		}
-		return errors.New("ctl: want a command: queues or uplinks")
+		return errors.New("ctl: want a command: queues, uplinks or list_queues")
 	}
 	fs := flag.NewFlagSet("ledge ctl "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -64,6 +67,9 @@ messages dropped by the disk budget, and the last error.
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	if args[0] == "list_queues" {
+		return listAMQPQueues(ctx, js, fs.Args(), stdout)
+	}
 	return listQueues(ctx, js, stdout)
 }
 

@@ -61,6 +61,8 @@ func TestCtlQueues(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	want := [][]string{
 		{"STREAM", "CONSUMER", "MESSAGES", "READY", "UNACKED", "REDELIVERED", "WAITING"},
+		// The AMQP gateway's definitions.
+		{"AMQP_meta", "-", "0", "-", "-", "-", "-"},
 		{"IDLE", "-", "0", "-", "-", "-", "-"},
 		{"JOBS", "workers", "5", "3", "2", "0", "0"},
 		// The MQTT gateway's own streams: its persistent sessions'
