@@ -439,6 +439,11 @@ func TestDurableAcrossRestart(t *testing.T) {
 	must(t, err)
 	_, err = ch.QueueDeclare("transient_q", false, false, false, false, nil)
 	must(t, err)
+	_, err = ch.QueueDeclare("mixed_q", true, false, false, false, nil)
+	must(t, err)
+	publish(t, ch, "", "mixed_q", amqp.Publishing{DeliveryMode: amqp.Transient, Body: []byte("gone")})
+	publish(t, ch, "", "mixed_q", amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("kept")})
+	waitMessages(t, ch, "mixed_q", 2)
 	must(t, ch.QueueBind("durable_q", "order.#", "orders", false, nil))
 	must(t, ch.Confirm(false))
 	for i := 0; i < 3; i++ {
@@ -461,6 +466,9 @@ func TestDurableAcrossRestart(t *testing.T) {
 	must(t, err)
 	if q.Messages != 3 {
 		t.Fatalf("durable queue holds %d after restart", q.Messages)
+	}
+	if d, ok, err := ch2.Get("mixed_q", true); err != nil || !ok || string(d.Body) != "kept" {
+		t.Fatalf("mixed queue after restart: %q %v %v", d.Body, ok, err)
 	}
 	publish(t, ch2, "orders", "order.paid", amqp.Publishing{DeliveryMode: 2, Body: []byte("o3")})
 	msgs, err := ch2.Consume("durable_q", "", false, false, false, false, nil)

@@ -27,9 +27,10 @@ const (
 	// for its consumer's channel to ack it or to close. A day bounds what a
 	// lost channel could hold.
 	queueAckWait = 24 * time.Hour
-	// unlimitedBatch is the credit of a consumer without prefetch, topped
-	// up when half is used.
-	unlimitedBatch = 4096
+	// unlimitedBatch is the credit of a consumer without prefetch (or
+	// with no-ack), topped up when half is used: it bounds what waits in
+	// the connection's outbound queue.
+	unlimitedBatch = 256
 )
 
 // queue is an AMQP queue. Its definition fields are set at declaration;

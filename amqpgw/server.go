@@ -236,6 +236,7 @@ func (s *Server) load() error {
 				}
 				s.queues[r.Name] = q
 				keep[q.stream.Name()] = true
+				dropTransient(q.stream)
 			case "binding":
 				x, q := s.exchanges[r.Exchange], s.queues[r.Queue]
 				if x == nil || q == nil {
@@ -314,4 +315,31 @@ func (s *Server) deleteQueue(q *queue) uint32 {
 	}
 	_ = s.b.DeleteStream(q.stream.Name())
 	return n
+}
+
+// dropTransient removes the messages of a durable queue that were not
+// published persistent (delivery mode 2): like RabbitMQ's, they do not
+// outlive the broker.
+func dropTransient(st *broker.Stream) {
+	info := st.Info()
+	if info.State.Msgs == 0 {
+		return
+	}
+	var p props
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetNextMsg(seq, "")
+		if err != nil {
+			return
+		}
+		seq = m.Seq
+		persistent := false
+		for _, h := range m.Headers {
+			if string(h.Key) == hdrProps {
+				persistent = parseProps(h.Value, &p) == nil && p.DeliveryMode == 2
+			}
+		}
+		if !persistent {
+			_ = st.DeleteMsg(m.Seq)
+		}
+	}
 }
