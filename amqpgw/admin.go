@@ -236,6 +236,9 @@ func (s *Server) declareQueue(cn *conn, r *adminReq) (func([]byte) []byte, *queu
 				return nil, nil, chanErr(codePrecondition, "PRECONDITION_FAILED - inequivalent arguments for queue '"+name+"' in vhost '/'")
 			}
 		}
+		if !r.passive {
+			q.touch()
+		}
 		return answer(q), q, nil
 	}
 	if r.passive {
@@ -254,7 +257,7 @@ func (s *Server) declareQueue(cn *conn, r *adminReq) (func([]byte) []byte, *queu
 		}
 	}
 	q = &queue{srv: s, name: name, durable: r.durable, exclusive: r.exclusive, autoDelete: r.autoDelete,
-		args: r.args, dlx: a.dlx, dlk: a.dlk, hasDLK: a.hasDLK}
+		args: r.args, dlx: a.dlx, dlk: a.dlk, hasDLX: a.hasDLX, hasDLK: a.hasDLK}
 	if r.exclusive {
 		q.owner = cn
 	}

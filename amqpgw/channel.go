@@ -132,6 +132,7 @@ func (q *queue) removeSub(c *consumer) {
 	if _, ok := q.subs[c.reply]; ok {
 		delete(q.subs, c.reply)
 		if !c.get {
+			q.touch()
 			q.consumers--
 			q.exclusiveConsumer = false
 		}
@@ -601,7 +602,7 @@ func (ch *channel) requeueAll() {
 // deadLetter republishes a rejected message to the queue's dead-letter
 // exchange, with its routing key or the queue's dead-letter key.
 func (q *queue) deadLetter(seq uint64) {
-	if q.dlx == "" && !q.hasDLK {
+	if !q.hasDLX && !q.hasDLK {
 		return
 	}
 	m, err := q.stream.GetMsg(seq)
@@ -709,6 +710,7 @@ func (ch *channel) consume(m *Method) *amqpError {
 		return chanErr(codeAccessRefused, "ACCESS_REFUSED - queue '"+name+"' in vhost '/' in exclusive use")
 	}
 	q.exclusiveConsumer = m.Exclusive
+	q.touch()
 	q.consumers++
 	q.hadConsumer = true
 	q.subs[c.reply] = c
@@ -739,6 +741,7 @@ func (ch *channel) get(m *Method) *amqpError {
 	if q.exclusive && q.owner != cn {
 		return chanErr(codeResourceLocked, "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '"+name+"' in vhost '/'")
 	}
+	q.touch()
 	c := &consumer{ch: ch, q: q, noAck: m.NoAck, get: true,
 		reply: "g." + strconv.FormatUint(uint64(cn.c.ID()), 10) + "." + strconv.Itoa(int(ch.id)) + "." + strconv.FormatUint(s.nextID.Add(1), 36)}
 	q.mu.Lock()

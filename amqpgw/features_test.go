@@ -20,15 +20,13 @@ func TestBasicGet(t *testing.T) {
 	}
 	publish(t, ch, "", "g", text("one"))
 	publish(t, ch, "", "g", text("two"))
-	time.Sleep(50 * time.Millisecond)
-	d, ok, err := ch.Get("g", false)
-	if err != nil || !ok || string(d.Body) != "one" || d.MessageCount != 1 {
-		t.Fatalf("get: %q %v %v count %d", d.Body, ok, err, d.MessageCount)
+	waitMessages(t, ch, "g", 2)
+	d := getWithin(t, ch, "g")
+	if string(d.Body) != "one" || d.MessageCount != 1 {
+		t.Fatalf("get: %q count %d", d.Body, d.MessageCount)
 	}
-	must(t, d.Ack(false))
-	d, ok, err = ch.Get("g", true)
-	if err != nil || !ok || string(d.Body) != "two" {
-		t.Fatalf("get: %q %v %v", d.Body, ok, err)
+	if d := getWithin(t, ch, "g"); string(d.Body) != "two" {
+		t.Fatalf("get: %q", d.Body)
 	}
 }
 
@@ -193,16 +191,14 @@ func TestTransactions(t *testing.T) {
 	must(t, ch.TxRollback())
 	publish(t, ch, "", "txq", text("committed"))
 	must(t, ch.TxCommit())
-	waitMessages(t, ch, "txq", 1)
-	d, ok, err := ch.Get("txq", true)
-	if err != nil || !ok || string(d.Body) != "committed" {
-		t.Fatalf("get %q %v %v", d.Body, ok, err)
+	if d := getWithin(t, ch, "txq"); string(d.Body) != "committed" {
+		t.Fatalf("get %q", d.Body)
 	}
 }
 
 func TestRefusedFeatures(t *testing.T) {
 	g := startGateway(t, Options{}, "")
-	for _, args := range []amqp.Table{{"x-expires": int32(1000)}, {"x-max-priority": int32(5)}, {"x-single-active-consumer": true}} {
+	for _, args := range []amqp.Table{{"x-dead-letter-exchange": "", "x-max-length": int32(1)}, {"x-max-priority": int32(5)}, {"x-single-active-consumer": true}} {
 		_, ch := dial(t, g)
 		_, err := ch.QueueDeclare("refused", false, false, false, false, args)
 		var e *amqp.Error
@@ -276,5 +272,72 @@ func TestAutoDeleteAndPurgeAndDelete(t *testing.T) {
 	n, err = ch.QueueDelete("p", false, false, false)
 	if err != nil || n != 1 {
 		t.Fatalf("delete %d %v", n, err)
+	}
+}
+
+func TestTTLDeadLetteredAndPerMessageExpiration(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("retry_later", false, false, false, false, nil)
+	must(t, err)
+	// A delay queue: no consumers, messages expire into another queue.
+	_, err = ch.QueueDeclare("delay", false, false, false, false, amqp.Table{"x-message-ttl": int32(100),
+		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "retry_later"})
+	must(t, err)
+	start := time.Now()
+	publish(t, ch, "", "delay", text("retry me"))
+	m, err := ch.Consume("retry_later", "", true, false, false, false, nil)
+	must(t, err)
+	d := recv(t, m)
+	if string(d.Body) != "retry me" || time.Since(start) < 100*time.Millisecond {
+		t.Fatalf("got %q after %v", d.Body, time.Since(start))
+	}
+	// A message whose own expiration has passed is not delivered.
+	_, err = ch.QueueDeclare("exp", false, false, false, false, nil)
+	must(t, err)
+	publish(t, ch, "", "exp", amqp.Publishing{Expiration: "50", Body: []byte("stale")})
+	publish(t, ch, "", "exp", amqp.Publishing{Expiration: "60000", Body: []byte("fresh")})
+	time.Sleep(100 * time.Millisecond)
+	em, err := ch.Consume("exp", "", true, false, false, false, nil)
+	must(t, err)
+	if d := recv(t, em); string(d.Body) != "fresh" {
+		t.Fatalf("got %q", d.Body)
+	}
+}
+
+func TestQueueExpires(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("expiring", false, false, false, false, amqp.Table{"x-expires": int32(100)})
+	must(t, err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, pch := dial(t, g)
+		if _, err := pch.QueueDeclarePassive("expiring", false, false, false, false, amqp.Table{"x-expires": int32(100)}); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("unused queue not expired")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// getWithin gets a message with basic.get, trying again until one is
+// there: a publish without confirms is readable once it is durable.
+func getWithin(t testing.TB, ch *amqp.Channel, queue string) amqp.Delivery {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d, ok, err := ch.Get(queue, false)
+		must(t, err)
+		if ok {
+			must(t, d.Ack(false))
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s: nothing to get", queue)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ledgemq/ledge/broker"
@@ -45,6 +46,7 @@ type queue struct {
 	args       []byte
 	dlx        string
 	dlk        string
+	hasDLX     bool
 	hasDLK     bool
 
 	stream   *broker.Stream
@@ -52,6 +54,13 @@ type queue struct {
 	subject  []byte
 	receiver *queueReceiver
 	bindings []*binding
+
+	ttl      time.Duration
+	sweepTTL bool
+	timer    *time.Timer
+	expires  time.Duration
+	expTimer *time.Timer
+	lastUsed atomic.Int64
 
 	mu sync.Mutex
 	// subs are the consumers and basic.gets waiting, by reply subject.
@@ -81,10 +90,12 @@ func streamName(name string) string {
 // queueArgs are the queue arguments the gateway implements.
 type queueArgs struct {
 	ttl       time.Duration
+	expires   time.Duration
 	maxLen    int64
 	maxBytes  int64
 	rejectNew bool
 	dlx, dlk  string
+	hasDLX    bool
 	hasDLK    bool
 }
 
@@ -116,6 +127,12 @@ func parseQueueArgs(t []byte) (queueArgs, *amqpError) {
 			default:
 				a.maxBytes = v
 			}
+		case "x-expires":
+			v, ok := f.intValue()
+			if !ok || v <= 0 {
+				return a, chanErr(codePrecondition, "PRECONDITION_FAILED - invalid arg 'x-expires'")
+			}
+			a.expires = time.Duration(v) * time.Millisecond
 		case "x-overflow":
 			s, _ := f.stringValue()
 			switch string(s) {
@@ -130,7 +147,7 @@ func parseQueueArgs(t []byte) (queueArgs, *amqpError) {
 			if !ok {
 				return a, chanErr(codePrecondition, "PRECONDITION_FAILED - invalid arg 'x-dead-letter-exchange'")
 			}
-			a.dlx = string(s)
+			a.dlx, a.hasDLX = string(s), true
 		case "x-dead-letter-routing-key":
 			s, ok := f.stringValue()
 			if !ok {
@@ -153,6 +170,10 @@ func parseQueueArgs(t []byte) (queueArgs, *amqpError) {
 			}
 		}
 	}
+	if (a.hasDLX || a.hasDLK) && a.maxLen+a.maxBytes > 0 && !a.rejectNew {
+		// The stream drops the head itself, without telling anyone.
+		return a, connErr(codeNotImplemented, "NOT_IMPLEMENTED - dead-lettering of messages dropped by x-max-length")
+	}
 	return a, nil
 }
 
@@ -168,6 +189,13 @@ func (s *Server) openQueueStream(q *queue, a queueArgs) error {
 		MaxMsgs:     a.maxLen,
 		MaxBytes:    a.maxBytes,
 		MaxAge:      a.ttl,
+	}
+	q.ttl, q.expires = a.ttl, a.expires
+	if a.hasDLX || a.hasDLK {
+		// Expired messages are dead-lettered by the gateway's sweep, not
+		// dropped silently by the stream's age limit.
+		cfg.MaxAge = 0
+		q.sweepTTL = a.ttl > 0
 	}
 	if !q.durable {
 		cfg.Storage = broker.MemoryStorage
@@ -205,6 +233,15 @@ func (s *Server) openQueueStream(q *queue, a queueArgs) error {
 	q.subs = make(map[string]*consumer)
 	q.receiver = &queueReceiver{q}
 	c.Attach(q)
+	q.touch()
+	if q.sweepTTL {
+		q.timer = time.AfterFunc(time.Hour, q.sweep)
+		q.timer.Reset(min(q.ttl, time.Second))
+	}
+	if q.expires > 0 {
+		q.expTimer = time.AfterFunc(time.Hour, q.expire)
+		q.expTimer.Reset(q.expires)
+	}
 	return nil
 }
 
@@ -331,6 +368,25 @@ func (c *consumer) deliver(d *broker.Delivery) bool {
 			props = h.Value
 		}
 	}
+	if c.q.expired(d.Time, props) {
+		cn.outMu.Lock()
+		if c.credit > 0 {
+			c.credit--
+		}
+		cn.outMu.Unlock()
+		if c.get {
+			cn.write(func(b []byte) []byte { return appendTag(b, c.ch.id, bGetEmpty, "") })
+		}
+		seq := d.StreamSeq
+		_ = cn.c.Do(func(*lnet.Conn) {
+			c.q.deadLetter(seq)
+			_ = c.q.cons.Ack(seq, broker.Term, 0)
+			if !c.get {
+				c.topUp()
+			}
+		})
+		return true
+	}
 	cn.outMu.Lock()
 	if c.dead || cn.closed {
 		cn.outMu.Unlock()
@@ -386,4 +442,76 @@ func (c *consumer) topUp() {
 	if want > 0 {
 		_ = c.q.cons.Pull(broker.PullRequest{Reply: c.reply, Batch: want})
 	}
+}
+
+// expired reports whether a message stored at t (Unix nanoseconds) has
+// outlived the queue's TTL or its own expiration property (milliseconds).
+func (q *queue) expired(t int64, rawProps []byte) bool {
+	now := time.Now().UnixNano()
+	if q.ttl > 0 && now-t >= int64(q.ttl) {
+		return true
+	}
+	if len(rawProps) < 2 || rawProps[0]&(propExpiration>>8) == 0 {
+		return false
+	}
+	var p props
+	if parseProps(rawProps, &p) != nil || len(p.Expiration) == 0 {
+		return false
+	}
+	ms := int64(0)
+	for _, c := range p.Expiration {
+		if c < '0' || c > '9' || ms > 1<<40 {
+			return false
+		}
+		ms = ms*10 + int64(c-'0')
+	}
+	return now-t >= ms*int64(time.Millisecond)
+}
+
+// sweep dead-letters the messages at the head of the queue whose TTL has
+// passed, as RabbitMQ does for a queue without consumers.
+func (q *queue) sweep() {
+	q.mu.Lock()
+	deleted := q.deleted
+	q.mu.Unlock()
+	if deleted {
+		return
+	}
+	for {
+		info := q.stream.Info()
+		if info.State.Msgs == 0 {
+			break
+		}
+		m, err := q.stream.GetNextMsg(info.State.FirstSeq, "")
+		if err != nil || time.Since(m.Time) < q.ttl {
+			break
+		}
+		q.deadLetter(m.Seq)
+		if q.stream.DeleteMsg(m.Seq) != nil {
+			break
+		}
+	}
+	q.timer.Reset(min(q.ttl, time.Second))
+}
+
+// touch records a use of the queue, for x-expires.
+func (q *queue) touch() { q.lastUsed.Store(time.Now().UnixNano()) }
+
+// expire deletes a queue unused for x-expires: no consumers, no
+// basic.get and no redeclaration.
+func (q *queue) expire() {
+	q.mu.Lock()
+	idle := q.consumers == 0 && !q.deleted
+	q.mu.Unlock()
+	if !idle {
+		q.expTimer.Reset(q.expires)
+		return
+	}
+	if left := q.expires - time.Duration(time.Now().UnixNano()-q.lastUsed.Load()); left > 0 {
+		q.expTimer.Reset(left)
+		return
+	}
+	q.srv.adminMu.Lock()
+	defer q.srv.adminMu.Unlock()
+	q.srv.deleteQueue(q)
 }

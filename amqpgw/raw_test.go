@@ -1,6 +1,7 @@
 package amqpgw
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -145,8 +146,12 @@ func TestMalformedInputClosesWithCode(t *testing.T) {
 	_, keep := dial(t, g)
 	_, err := keep.QueueDeclare("kept", true, false, false, false, nil)
 	must(t, err)
-	publish(t, keep, "", "kept", text("precious"))
-	waitMessages(t, keep, "kept", 1)
+	must(t, keep.Confirm(false))
+	dc, err := keep.PublishWithDeferredConfirmWithContext(context.Background(), "", "kept", false, false, text("precious"))
+	must(t, err)
+	if ok, err := dc.WaitContext(context.Background()); !ok || err != nil {
+		t.Fatal("not confirmed")
+	}
 
 	cases := []struct {
 		name  string

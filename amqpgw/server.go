@@ -229,7 +229,7 @@ func (s *Server) load() error {
 					continue
 				}
 				q := &queue{srv: s, name: r.Name, durable: true, autoDelete: r.AutoDelete, args: r.Args,
-					dlx: a.dlx, dlk: a.dlk, hasDLK: a.hasDLK}
+					dlx: a.dlx, dlk: a.dlk, hasDLX: a.hasDLX, hasDLK: a.hasDLK}
 				if err := s.openQueueStream(q, a); err != nil {
 					s.opts.Logger.Warn("amqp: queue not reopened", "queue", r.Name, "err", err)
 					continue
@@ -300,6 +300,12 @@ func (s *Server) deleteQueue(q *queue) uint32 {
 		c.ch.conn.serverCancel(c)
 	}
 	q.cons.Detach(q)
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	if q.expTimer != nil {
+		q.expTimer.Stop()
+	}
 	if q.durable {
 		s.dropMeta(&metaRecord{Kind: "queue", Name: q.name})
 		for subj := range s.meta.Subjects(metaPrefix + "b.*") {
