@@ -39,7 +39,12 @@
 // contiguous. Queue arguments map onto the stream's limits: x-message-ttl
 // is MaxAge, x-max-length and x-max-length-bytes are MaxMsgs and MaxBytes
 // with drop-head as DiscardOld and reject-publish as DiscardNew (a
-// nack to a confirming publisher).
+// nack to a confirming publisher). A queue with a dead-letter exchange
+// keeps its TTL itself instead, so that expired messages are
+// dead-lettered: a sweep of the queue's head, and a check at delivery,
+// which also applies a message's own expiration. x-expires deletes a
+// queue unused for that long. Transient messages (delivery mode 1) in a
+// durable queue are removed when the queue is reopened after a restart.
 //
 // Administrative methods (declare, bind, delete, purge) create streams and
 // write definitions, so they are served one at a time on a goroutine of
@@ -48,8 +53,8 @@
 //
 // What is not implemented is refused, never silently accepted:
 // exchange-to-exchange bindings, basic.recover with requeue=false,
-// channel.flow active=false, prefetch_size, immediate publishes, and queue
-// arguments other than those above (x-expires, x-max-priority,
-// x-single-active-consumer ...) close the connection with 540
-// NOT_IMPLEMENTED.
+// channel.flow active=false, prefetch_size, immediate publishes,
+// dead-lettering of messages dropped by x-max-length, and queue arguments
+// other than those above (x-max-priority, x-single-active-consumer ...)
+// close the connection with 540 NOT_IMPLEMENTED.
 package amqpgw
