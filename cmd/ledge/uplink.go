@@ -65,7 +65,7 @@ func addUplinkFlags(fs *flag.FlagSet, u *uplinkSettings, withName bool) {
 	fs.StringVar(&u.tlsKey, "uplink-tls-key", "", "key `FILE` of -uplink-tls-cert")
 	fs.IntVar(&u.window, "uplink-window", bridge.DefaultWindow, "messages in flight upstream, unacknowledged")
 	fs.DurationVar(&u.stall, "uplink-stall", bridge.DefaultStallTimeout, "a link with messages in flight and no acknowledgement for this long is reconnected")
-	fs.DurationVar(&u.backoffMax, "uplink-backoff-max", bridge.DefaultBackoffMax, "longest wait between connection attempts (exponential from 100ms, with jitter)")
+	fs.DurationVar(&u.backoffMax, "uplink-backoff-max", bridge.DefaultBackoffMax, "longest wait between connection attempts (exponential from 100ms, with jitter; the first message after an outage goes within about this long)")
 	fs.Int64Var(&u.rate, "uplink-rate", 0, "cap on bytes per second sent upstream (0: none)")
 	fs.BoolVar(&u.compress, "uplink-compress", false, "compress payloads with s2 on the uplink when it makes them smaller (header Ledge-Compression)")
 	fs.Int64Var(&u.maxBytes, "uplink-max-bytes", 0, "disk budget of UPLINK_<name> in bytes (0: none)")
