@@ -39,6 +39,7 @@ type channel struct {
 	others     []broker.Receiver
 	res        router.Result[*queue]
 	liveRes    router.Result[broker.Receiver]
+	capRes     router.Result[*broker.Stream]
 	props      props
 	propsBuf   []byte
 	subjectBuf []byte
@@ -374,6 +375,7 @@ func (ch *channel) route(ex, key, rawProps, body []byte, mandatory bool) *amqpEr
 	}
 	targets := ch.targets[:0]
 	others := ch.others[:0]
+	var capture *broker.Stream
 	s.mu.RLock()
 	x := s.exchanges[string(ex)]
 	if x == nil {
@@ -410,6 +412,9 @@ func (ch *channel) route(ex, key, rawProps, body []byte, mandatory bool) *amqpEr
 					}
 				}
 				ch.subjectBuf = append(ch.subjectBuf, subj...)
+				// A stream that captures the subject stores it, as it
+				// does a NATS or MQTT publish.
+				capture = s.b.Capture(ch.subjectBuf, &ch.capRes)
 			}
 		default:
 			targets = x.route(targets, key, ch.props.Headers, &ch.res)
@@ -434,7 +439,7 @@ func (ch *channel) route(ex, key, rawProps, body []byte, mandatory bool) *amqpEr
 	if reply != nil {
 		reply.deliverDirect(ex, key, rawProps, body)
 	}
-	routed := len(targets) > 0 || len(others) > 0 || reply != nil
+	routed := len(targets) > 0 || len(others) > 0 || reply != nil || capture != nil
 	if !routed && mandatory {
 		cn.write(func(b []byte) []byte {
 			return appendReturn(b, ch.id, cn.frameMax, codeNoRoute, "NO_ROUTE", ex, key, rawProps, body)
@@ -444,18 +449,30 @@ func (ch *channel) route(ex, key, rawProps, body []byte, mandatory bool) *amqpEr
 		for _, q := range targets {
 			_ = q.publish(ex, key, rawProps, body, noConfirm)
 		}
+		if capture != nil {
+			_ = capture.Publish(&broker.Message{Subject: ch.subjectBuf, Payload: body}, noConfirm)
+		}
 		return nil
 	}
 	ch.pubSeq++
 	seq := ch.pubSeq
-	if len(targets) == 0 {
+	stores := len(targets)
+	if capture != nil {
+		stores++
+	}
+	if stores == 0 {
 		ch.confirmed(seq, false)
 		return nil
 	}
 	p := &pending{ch: ch, seq: seq}
-	p.left.Store(int32(len(targets)))
+	p.left.Store(int32(stores))
 	for _, q := range targets {
 		if err := q.publish(ex, key, rawProps, body, p.done); err != nil {
+			p.done(broker.PubAck{}, err)
+		}
+	}
+	if capture != nil {
+		if err := capture.Publish(&broker.Message{Subject: ch.subjectBuf, Payload: body}, p.done); err != nil {
 			p.done(broker.PubAck{}, err)
 		}
 	}
@@ -665,6 +682,13 @@ func (ch *channel) consume(m *Method) *amqpError {
 	}
 	if _, ok := ch.consumers[tag]; ok {
 		return connErr(codeNotAllowed, "NOT_ALLOWED - attempt to reuse consumer tag '"+tag+"'")
+	}
+	for t := m.Arguments; len(t) > 0; {
+		var f field
+		f, t = nextField(t)
+		if n := string(f.Name); strings.HasPrefix(n, "x-") {
+			return connErr(codeNotImplemented, "NOT_IMPLEMENTED - consumer argument '"+n+"' is not supported")
+		}
 	}
 	name := string(m.Queue)
 	if name == "" {

@@ -1,11 +1,13 @@
 package amqpgw
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/mqttgw"
 	lnet "github.com/ledgemq/ledge/net"
 )
@@ -58,5 +60,25 @@ func TestMQTTAndAMQPThroughAmqTopic(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("MQTT subscriber got nothing")
+	}
+}
+
+// An AMQP publish to amq.topic is stored by a stream that captures its
+// subject, as a NATS or MQTT publish is, and confirmed once it is.
+func TestAmqTopicPublishCapturedByStream(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	st, err := g.broker.AddStream(broker.StreamConfig{Name: "TELE", Subjects: []string{"tele.>"}})
+	must(t, err)
+	_, ch := dial(t, g)
+	must(t, ch.Confirm(false))
+	dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "amq.topic", "tele.7.temp", true, false, text("20"))
+	must(t, err)
+	if ok, err := dc.WaitContext(context.Background()); !ok || err != nil {
+		t.Fatal("not confirmed")
+	}
+	m, err := st.GetLastMsg("tele.7.temp")
+	must(t, err)
+	if string(m.Payload) != "20" {
+		t.Fatalf("stored %q", m.Payload)
 	}
 }
