@@ -341,3 +341,53 @@ func getWithin(t testing.TB, ch *amqp.Channel, queue string) amqp.Delivery {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A no-ack consumer that reads slowly is held back by its socket, not
+// cut off as a slow consumer, and gets every message.
+func TestNoAckConsumerFlowControl(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("flood", false, false, false, false, nil)
+	must(t, err)
+	must(t, ch.Confirm(false))
+	body := make([]byte, 32<<10)
+	const n = 400 // 12.5 MiB, three times the outbound limit
+	last, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", "flood", false, false, amqp.Publishing{Body: make([]byte, 3<<20)})
+	must(t, err)
+	for i := 1; i < n; i++ {
+		last, err = ch.PublishWithDeferredConfirmWithContext(context.Background(), "", "flood", false, false, amqp.Publishing{Body: body})
+		must(t, err)
+	}
+	last.Wait()
+	_, cch := dial(t, g)
+	msgs, err := cch.Consume("flood", "", true, false, false, false, nil)
+	must(t, err)
+	time.Sleep(300 * time.Millisecond) // the client's buffers fill meanwhile
+	for i := 0; i < n; i++ {
+		recv(t, msgs)
+	}
+}
+
+// An acking consumer without prefetch gets more than one request's worth
+// without acknowledging anything.
+func TestUnlimitedPrefetchWithoutAcks(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("many", false, false, false, false, nil)
+	must(t, err)
+	must(t, ch.Confirm(false))
+	const n = 1000
+	var last *amqp.DeferredConfirmation
+	for i := 0; i < n; i++ {
+		last, err = ch.PublishWithDeferredConfirmWithContext(context.Background(), "", "many", false, false, text("m"))
+		must(t, err)
+	}
+	last.Wait()
+	msgs, err := ch.Consume("many", "", false, false, false, false, nil)
+	must(t, err)
+	var d amqp.Delivery
+	for i := 0; i < n; i++ {
+		d = recv(t, msgs)
+	}
+	must(t, d.Ack(true))
+}

@@ -28,10 +28,12 @@ const (
 	// for its consumer's channel to ack it or to close. A day bounds what a
 	// lost channel could hold.
 	queueAckWait = 24 * time.Hour
-	// unlimitedBatch is the credit of a consumer without prefetch (or
-	// with no-ack), topped up when half is used: it bounds what waits in
-	// the connection's outbound queue.
+	// A consumer without prefetch (or with no-ack) has one pull request
+	// at a time, of at most unlimitedBatch messages and unlimitedBytes
+	// bytes, and the next only once the connection is not congested: the
+	// socket, not a count, holds it back, as TCP does RabbitMQ's.
 	unlimitedBatch = 256
+	unlimitedBytes = 1 << 20
 )
 
 // queue is an AMQP queue. Its definition fields are set at declaration;
@@ -318,6 +320,17 @@ func (q *queue) Status(subject string, st broker.Status) {
 	if c != nil && c.get && st.Kind == broker.StatusNoMessages {
 		c.ch.conn.write(func(b []byte) []byte { return appendTag(b, c.ch.id, bGetEmpty, "") })
 	}
+	if c != nil && !c.get && st.Kind == broker.StatusMaxBytes {
+		// The request's byte budget is spent: the next one when the
+		// connection has room. A message larger than the budget alone
+		// ended it: the next asks for just that one, without a budget.
+		cn := c.ch.conn
+		cn.outMu.Lock()
+		c.credit = 0
+		c.bigNext = st.PendingMsgs == c.lastBatch
+		cn.outMu.Unlock()
+		_ = cn.c.Do(func(*lnet.Conn) { c.topUp() })
+	}
 }
 
 // Interest reports whether the consumer or basic.get is still there.
@@ -340,10 +353,14 @@ type consumer struct {
 	noAck    bool
 	get      bool
 	prefetch int
+	// draining: a top-up waits for the connection to drain (loop only).
+	draining bool
 	// Guarded by the connection's outMu.
-	credit  int
-	unacked int
-	dead    bool
+	credit    int
+	lastBatch int
+	bigNext   bool
+	unacked   int
+	dead      bool
 }
 
 func (c *consumer) isDead() bool {
@@ -409,7 +426,13 @@ func (c *consumer) deliver(d *broker.Delivery) bool {
 		cn.wbuf = appendDeliver(cn.wbuf[:0], ch.id, cn.frameMax, c.tag, tag, redelivered, exchange, key, props, d.Payload)
 	}
 	_ = cn.c.Write(cn.wbuf)
+	refill := !c.noAck && !c.get && c.prefetch == 0 && c.credit == 0
 	cn.outMu.Unlock()
+	if refill {
+		// An acking consumer without prefetch used up its request: the
+		// next need not wait for an ack.
+		_ = cn.c.Do(func(*lnet.Conn) { c.topUp() })
+	}
 	if c.noAck {
 		seq := d.StreamSeq
 		_ = cn.c.Do(func(*lnet.Conn) {
@@ -426,13 +449,30 @@ func (c *consumer) deliver(d *broker.Delivery) bool {
 // has room for. It runs on the connection's loop.
 func (c *consumer) topUp() {
 	cn := c.ch.conn
+	if (c.prefetch == 0 || c.noAck) && cn.c.Congested() {
+		// Nothing but the socket bounds this consumer: wait for the
+		// connection to drain rather than cut it off as slow.
+		if !c.draining {
+			c.draining = true
+			cn.c.AfterFunc(2*time.Millisecond, func(*lnet.Conn) {
+				c.draining = false
+				c.topUp()
+			})
+		}
+		return
+	}
 	cn.outMu.Lock()
-	want := 0
+	want, maxBytes := 0, 0
 	if !c.dead {
 		if c.prefetch > 0 && !c.noAck {
 			want = c.prefetch - c.unacked - c.credit
-		} else if c.credit < unlimitedBatch/2 {
-			want = unlimitedBatch - c.credit
+		} else if c.credit == 0 {
+			want, maxBytes = unlimitedBatch, unlimitedBytes
+			if c.bigNext {
+				want, maxBytes = 1, 0
+				c.bigNext = false
+			}
+			c.lastBatch = want
 		}
 	}
 	if want > 0 {
@@ -440,7 +480,7 @@ func (c *consumer) topUp() {
 	}
 	cn.outMu.Unlock()
 	if want > 0 {
-		_ = c.q.cons.Pull(broker.PullRequest{Reply: c.reply, Batch: want})
+		_ = c.q.cons.Pull(broker.PullRequest{Reply: c.reply, Batch: want, MaxBytes: maxBytes})
 	}
 }
 
