@@ -449,9 +449,10 @@ func (c *consumer) deliver(d *broker.Delivery) bool {
 // has room for. It runs on the connection's loop.
 func (c *consumer) topUp() {
 	cn := c.ch.conn
-	if (c.prefetch == 0 || c.noAck) && cn.c.Congested() {
-		// Nothing but the socket bounds this consumer: wait for the
-		// connection to drain rather than cut it off as slow.
+	if cn.c.Congested() {
+		// Wait for the connection to drain rather than cut it off as a
+		// slow consumer: for a consumer without prefetch nothing else
+		// bounds what it is sent.
 		if !c.draining {
 			c.draining = true
 			cn.c.AfterFunc(2*time.Millisecond, func(*lnet.Conn) {
@@ -514,7 +515,7 @@ func (q *queue) sweep() {
 	q.mu.Lock()
 	deleted := q.deleted
 	q.mu.Unlock()
-	if deleted {
+	if deleted || q.srv.closed.Load() {
 		return
 	}
 	for {
@@ -540,6 +541,9 @@ func (q *queue) touch() { q.lastUsed.Store(time.Now().UnixNano()) }
 // expire deletes a queue unused for x-expires: no consumers, no
 // basic.get and no redeclaration.
 func (q *queue) expire() {
+	if q.srv.closed.Load() {
+		return
+	}
 	q.mu.Lock()
 	idle := q.consumers == 0 && !q.deleted
 	q.mu.Unlock()

@@ -82,6 +82,7 @@ type Server struct {
 
 	nextID atomic.Uint64
 	idBase string
+	closed atomic.Bool
 }
 
 // NewServer returns an AMQP gateway that keeps its queues and definitions
@@ -129,10 +130,20 @@ func NewServer(opts Options, live *router.Router[broker.Receiver], b *broker.Bro
 	return s, nil
 }
 
-// Close forgets the gateway's bindings in the live router.
+// Close forgets the gateway's bindings in the live router and stops its
+// queues' timers. Call it once the listener has shut down.
 func (s *Server) Close() {
+	s.closed.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, q := range s.queues {
+		if q.timer != nil {
+			q.timer.Stop()
+		}
+		if q.expTimer != nil {
+			q.expTimer.Stop()
+		}
+	}
 	if x := s.exchanges["amq.topic"]; x != nil {
 		for _, b := range x.bindings {
 			s.live.Remove(router.Subscription[broker.Receiver]{Pattern: b.pattern, Handle: b.q.receiver})
