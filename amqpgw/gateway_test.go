@@ -30,6 +30,12 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // fresh temporary folder).
 func startGateway(t testing.TB, opts Options, dir string) *gateway {
 	t.Helper()
+	return startGatewayOn(t, false, opts, dir)
+}
+
+// startGatewayOn is startGateway on the portable transport or epoll.
+func startGatewayOn(t testing.TB, portable bool, opts Options, dir string) *gateway {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -43,7 +49,7 @@ func startGateway(t testing.TB, opts Options, dir string) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := lnet.Listen("tcp", "127.0.0.1:0", srv.Handler(), lnet.Options{MaxInput: srv.MaxInput()})
+	ln, err := lnet.Listen("tcp", "127.0.0.1:0", srv.Handler(), lnet.Options{MaxInput: srv.MaxInput(), Portable: portable})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,5 +545,43 @@ func waitMessages(t testing.TB, ch *amqp.Channel, name string, n int) {
 			t.Fatalf("queue %s holds %d, want %d", name, q.Messages, n)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The portable transport (TLS, non-Linux systems) serves the same:
+// confirms, competing consumers, acks and redelivery.
+func TestPortableTransport(t *testing.T) {
+	g := startGatewayOn(t, true, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("p", true, false, false, false, nil)
+	must(t, err)
+	must(t, ch.Confirm(false))
+	for i := 0; i < 10; i++ {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", "p", false, false, text(fmt.Sprint(i)))
+		must(t, err)
+		if ok, _ := dc.WaitContext(context.Background()); !ok {
+			t.Fatal("nack")
+		}
+	}
+	c1, ch1 := dial(t, g)
+	must(t, ch1.Qos(1, 0, false))
+	m1, err := ch1.Consume("p", "", false, false, false, false, nil)
+	must(t, err)
+	first := recv(t, m1)
+	c1.Close()
+	_, ch2 := dial(t, g)
+	m2, err := ch2.Consume("p", "", false, false, false, false, nil)
+	must(t, err)
+	seen := map[string]bool{}
+	for i := 0; i < 10; i++ {
+		d := recv(t, m2)
+		if string(d.Body) == string(first.Body) && !d.Redelivered {
+			t.Fatal("redelivery without redelivered")
+		}
+		seen[string(d.Body)] = true
+		must(t, d.Ack(false))
+	}
+	if len(seen) != 10 {
+		t.Fatalf("saw %d distinct messages", len(seen))
 	}
 }
