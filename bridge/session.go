@@ -35,6 +35,8 @@ type session struct {
 	err    error
 
 	progressed atomic.Bool
+	// msg is reused for every publish (forward loop only).
+	msg *nats.Msg
 
 	mu           sync.Mutex
 	inflight     map[uint64]*item
@@ -310,7 +312,13 @@ func (s *session) check() error {
 // smaller.
 func (s *session) message(it *item) *nats.Msg {
 	u := s.u
-	h := make(nats.Header, len(it.hdrs)+2)
+	// nats.go encodes a message before PublishMsg returns and keeps
+	// nothing of it, so one message and header map serve every publish.
+	if s.msg == nil {
+		s.msg = &nats.Msg{Header: nats.Header{}}
+	}
+	h := s.msg.Header
+	clear(h)
 	for _, lh := range it.hdrs {
 		k := string(lh.Key)
 		if k == broker.MsgIDHeader || k == CompressionHeader {
@@ -326,7 +334,9 @@ func (s *session) message(it *item) *nats.Msg {
 			h[CompressionHeader] = []string{"s2"}
 		}
 	}
-	return &nats.Msg{Subject: u.cfg.Prefix + it.subject, Header: h, Data: data}
+	m := s.msg
+	m.Subject, m.Reply, m.Data = u.cfg.Prefix+it.subject, "", data
+	return m
 }
 
 // msgID is the Nats-Msg-Id of a forwarded message: the same for every
