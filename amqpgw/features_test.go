@@ -391,3 +391,65 @@ func TestUnlimitedPrefetchWithoutAcks(t *testing.T) {
 	}
 	must(t, d.Ack(true))
 }
+
+func TestExchangeDeclareDeleteInternal(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	must(t, ch.ExchangeDeclare("inner", "fanout", false, false, true, false, nil))
+	err := ch.PublishWithContext(context.Background(), "inner", "", false, false, text("x"))
+	must(t, err)
+	// The refusal closes the channel asynchronously.
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != codeAccessRefused {
+			t.Fatalf("publish to an internal exchange: %v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("channel not closed")
+	}
+	_, ch = dial(t, g)
+	must(t, ch.ExchangeDeclare("used", "direct", false, false, false, false, nil))
+	q, _ := ch.QueueDeclare("", false, false, true, false, nil)
+	must(t, ch.QueueBind(q.Name, "k", "used", false, nil))
+	var e *amqp.Error
+	if err := ch.ExchangeDelete("used", true, false); !errors.As(err, &e) || e.Code != codePrecondition {
+		t.Fatalf("delete if-unused of a bound exchange: %v", err)
+	}
+	_, ch = dial(t, g)
+	must(t, ch.ExchangeDelete("used", false, false))
+	if err := ch.ExchangeDeclarePassive("used", "direct", false, false, false, false, nil); !errors.As(err, &e) || e.Code != codeNotFound {
+		t.Fatalf("passive declare of a deleted exchange: %v", err)
+	}
+	_, ch = dial(t, g)
+	if err := ch.ExchangeDeclare("amq.custom", "direct", false, false, false, false, nil); !errors.As(err, &e) || e.Code != codeAccessRefused {
+		t.Fatalf("declare of an amq. exchange: %v", err)
+	}
+}
+
+func TestExclusiveConsumerAndServerCancel(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, ch := dial(t, g)
+	_, err := ch.QueueDeclare("solo", false, false, false, false, nil)
+	must(t, err)
+	cancels := ch.NotifyCancel(make(chan string, 1))
+	_, err = ch.Consume("solo", "only", false, true, false, false, nil)
+	must(t, err)
+	_, och := dial(t, g)
+	_, err = och.Consume("solo", "", false, false, false, false, nil)
+	var e *amqp.Error
+	if !errors.As(err, &e) || e.Code != codeAccessRefused {
+		t.Fatalf("second consumer on an exclusively consumed queue: %v", err)
+	}
+	_, dch := dial(t, g)
+	_, err = dch.QueueDelete("solo", false, false, false)
+	must(t, err)
+	select {
+	case tag := <-cancels:
+		if tag != "only" {
+			t.Fatalf("cancelled %q", tag)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no basic.cancel when the queue was deleted")
+	}
+}
