@@ -21,6 +21,9 @@ type adminReq struct {
 // delete streams and write definitions), then answers on the loop.
 func (ch *channel) admin(m *Method) {
 	cn := ch.conn
+	if m.ID == exBind || m.ID == exUnbind {
+		m.Exchange, m.Queue = m.Source, m.Destination
+	}
 	r := adminReq{id: m.ID, exchange: string(m.Exchange), queue: string(m.Queue), key: string(m.RoutingKey),
 		kind: string(m.Type), args: clone(m.Arguments), passive: m.Passive, durable: m.Durable,
 		autoDelete: m.AutoDelete, internal: m.Internal, exclusive: m.Exclusive, ifUnused: m.IfUnused,
@@ -77,6 +80,8 @@ func (s *Server) serveAdmin(cn *conn, r *adminReq) (func([]byte) []byte, *queue,
 		return s.deleteExchange(r)
 	case qDeclare:
 		return s.declareQueue(cn, r)
+	case exBind, exUnbind:
+		return s.bindExchange(r)
 	case qBind, qUnbind:
 		return s.bindQueue(cn, r)
 	case qPurge:
@@ -179,7 +184,7 @@ func (s *Server) deleteExchange(r *adminReq) (func([]byte) []byte, *queue, *amqp
 		s.mu.Unlock()
 		return ok, nil, nil
 	}
-	if r.ifUnused && len(x.bindings) > 0 {
+	if r.ifUnused && len(x.bindings)+len(x.exBindings) > 0 {
 		s.mu.Unlock()
 		return nil, nil, chanErr(codePrecondition, "PRECONDITION_FAILED - exchange '"+r.exchange+"' in vhost '/' in use")
 	}
@@ -191,11 +196,28 @@ func (s *Server) deleteExchange(r *adminReq) (func([]byte) []byte, *queue, *amqp
 		s.removeBinding(b)
 	}
 	delete(s.exchanges, x.name)
+	// Bindings to other exchanges, from it and to it, go with it.
+	xbs := x.exBindings
+	x.exBindings = nil
+	for _, o := range s.exchanges {
+		kept := o.exBindings[:0]
+		for _, b := range o.exBindings {
+			if b.dst == x {
+				xbs = append(xbs, b)
+				continue
+			}
+			kept = append(kept, b)
+		}
+		o.exBindings = kept
+	}
 	s.mu.Unlock()
 	if x.durable {
 		s.dropMeta(&metaRecord{Kind: "exchange", Name: x.name})
 		for _, b := range bs {
 			s.dropMeta(&metaRecord{Kind: "binding", Exchange: x.name, Queue: b.q.name, Key: b.key, Args: b.args})
+		}
+		for _, b := range xbs {
+			s.dropMeta(&metaRecord{Kind: "xbinding", Exchange: b.ex.name, Name: b.dst.name, Key: b.key, Args: b.args})
 		}
 	}
 	return ok, nil, nil
@@ -324,4 +346,49 @@ func (s *Server) bindQueue(cn *conn, r *adminReq) (func([]byte) []byte, *queue, 
 	}
 	r.noWait = false // queue.unbind has no no-wait
 	return func(b []byte) []byte { return appendEmpty(b, 0, qUnbindOk) }, nil, nil
+}
+
+// bindExchange serves exchange.bind and exchange.unbind: r.exchange is
+// the source, r.queue the destination exchange.
+func (s *Server) bindExchange(r *adminReq) (func([]byte) []byte, *queue, *amqpError) {
+	okID := exBindOk
+	if r.id == exUnbind {
+		okID = exUnbindOk
+	}
+	ok := func(b []byte) []byte { return appendEmpty(b, 0, okID) }
+	if r.exchange == "" || r.queue == "" {
+		return nil, nil, chanErr(codeAccessRefused, "ACCESS_REFUSED - operation not permitted on the default exchange")
+	}
+	s.mu.Lock()
+	src, dst := s.exchanges[r.exchange], s.exchanges[r.queue]
+	for _, e := range []struct {
+		x    *exchange
+		name string
+	}{{src, r.exchange}, {dst, r.queue}} {
+		if e.x == nil {
+			s.mu.Unlock()
+			return nil, nil, chanErr(codeNotFound, "NOT_FOUND - no exchange '"+e.name+"' in vhost '/'")
+		}
+	}
+	rec := &metaRecord{Kind: "xbinding", Exchange: src.name, Name: dst.name, Key: r.key, Args: r.args}
+	persist := src.durable && dst.durable
+	if r.id == exBind {
+		err := s.addExchangeBinding(&binding{ex: src, dst: dst, key: r.key, args: r.args})
+		s.mu.Unlock()
+		if err != nil {
+			return nil, nil, chanErr(codePrecondition, "PRECONDITION_FAILED - invalid binding key '"+r.key+"'")
+		}
+		if persist {
+			if err := s.saveMeta(rec); err != nil {
+				return nil, nil, chanErr(codeInternalError, "INTERNAL_ERROR - "+err.Error())
+			}
+		}
+		return ok, nil, nil
+	}
+	removed := s.removeExchangeBinding(src, dst, r.key, r.args)
+	s.mu.Unlock()
+	if removed && persist {
+		s.dropMeta(rec)
+	}
+	return ok, nil, nil
 }

@@ -300,9 +300,7 @@ func (ch *channel) method(m *Method) *amqpError {
 		} else {
 			cn.write(func(b []byte) []byte { return appendEmpty(b, id, txRollbackOk) })
 		}
-	case exBind, exUnbind:
-		return connErr(codeNotImplemented, "NOT_IMPLEMENTED - exchange-to-exchange bindings")
-	case exDeclare, exDelete, qDeclare, qBind, qUnbind, qPurge, qDelete:
+	case exDeclare, exDelete, exBind, exUnbind, qDeclare, qBind, qUnbind, qPurge, qDelete:
 		ch.admin(m)
 	default:
 		return connErr(codeCommandInvalid, "COMMAND_INVALID - unexpected method")
@@ -418,6 +416,9 @@ func (ch *channel) route(ex, key, rawProps, body []byte, mandatory bool) *amqpEr
 			}
 		default:
 			targets = x.route(targets, key, ch.props.Headers, &ch.res)
+		}
+		if len(x.exBindings) > 0 {
+			targets = dedupe(s.routeOnward(targets, x, key, ch.props.Headers, 0))
 		}
 		if len(targets) > 0 || len(others) > 0 || reply != nil || x.alternate == "" {
 			break

@@ -7,7 +7,9 @@
 // Exchanges and bindings are the gateway's own routing tables, not broker
 // streams: direct is a map from routing key to queues, fanout a set,
 // topic a router.Router of binding patterns (router.PatternFromAMQPBindingKey),
-// headers a list of bindings matched with x-match all or any. Routing a
+// headers a list of bindings matched with x-match all or any; bindings
+// from one exchange to another (exchange.bind) are a short list per
+// source, matched one by one and followed a few hops. Routing a
 // publish is a lookup under a read lock, without touching the log. The
 // durable exchanges, the durable queues' definitions and the bindings
 // between durable ones are kept in the broker stream AMQP_meta, one record
@@ -52,7 +54,7 @@
 // acknowledgements stay on the event loops.
 //
 // What is not implemented is refused, never silently accepted:
-// exchange-to-exchange bindings, basic.recover with requeue=false,
+// basic.recover with requeue=false,
 // channel.flow active=false, prefetch_size, immediate publishes,
 // dead-lettering of messages dropped by x-max-length, and queue arguments
 // other than those above (x-max-priority, x-single-active-consumer ...)

@@ -37,6 +37,9 @@ type exchange struct {
 	topic *router.Router[*queue]
 	// live says the bindings are in the live router (amq.topic).
 	live bool
+	// exBindings are the bindings to other exchanges (exchange.bind),
+	// matched one by one: they are few.
+	exBindings []*binding
 }
 
 type bindingKey struct {
@@ -46,8 +49,11 @@ type bindingKey struct {
 }
 
 type binding struct {
-	ex      *exchange
-	q       *queue
+	ex *exchange
+	q  *queue
+	// dst is the destination of an exchange-to-exchange binding (q nil).
+	dst     *exchange
+	topic   router.Pattern
 	key     string
 	args    []byte
 	pattern string
@@ -234,4 +240,94 @@ func headersMatch(args, headers []byte) bool {
 		}
 	}
 	return !matchAny || compared == 0
+}
+
+// addExchangeBinding binds dst to x; the caller holds Server.mu.
+func (s *Server) addExchangeBinding(b *binding) error {
+	for _, o := range b.ex.exBindings {
+		if o.dst == b.dst && o.key == b.key && string(o.args) == string(b.args) {
+			return nil
+		}
+	}
+	if b.ex.kind == kindTopic {
+		p, err := router.PatternFromAMQPBindingKey(b.key)
+		if err != nil {
+			return err
+		}
+		if b.topic, err = router.CompilePattern(p); err != nil {
+			return err
+		}
+	}
+	b.ex.exBindings = append(b.ex.exBindings, b)
+	return nil
+}
+
+// removeExchangeBinding unbinds dst from x by key and arguments; the
+// caller holds Server.mu.
+func (s *Server) removeExchangeBinding(x, dst *exchange, key string, args []byte) bool {
+	for i, o := range x.exBindings {
+		if o.dst == dst && o.key == key && string(o.args) == string(args) {
+			x.exBindings = append(x.exBindings[:i:i], x.exBindings[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// routeOnward appends the queues that x's exchange-to-exchange bindings
+// lead to, following them up to a few hops (a cycle stops there). The
+// caller holds Server.mu for reading.
+func (s *Server) routeOnward(dst []*queue, x *exchange, key, headers []byte, depth int) []*queue {
+	if depth > 8 || len(x.exBindings) == 0 {
+		return dst
+	}
+	var subj string
+	if x.kind == kindTopic {
+		subj, _ = router.SubjectFromAMQPRoutingKey(string(key))
+	}
+	for _, b := range x.exBindings {
+		var match bool
+		switch x.kind {
+		case kindDirect:
+			match = string(key) == b.key
+		case kindFanout:
+			match = true
+		case kindTopic:
+			match = b.topic.Matches(subj)
+		case kindHeaders:
+			match = headersMatch(b.args, headers)
+		}
+		if !match {
+			continue
+		}
+		d := b.dst
+		if d.live {
+			var res router.Result[broker.Receiver]
+			if sj, err := router.SubjectFromAMQPRoutingKey(string(key)); err == nil && s.live.Match(sj, &res) == nil {
+				for _, r := range res.Subs {
+					if qr, ok := r.(*queueReceiver); ok {
+						dst = append(dst, qr.q)
+					}
+				}
+			}
+		} else {
+			var res router.Result[*queue]
+			dst = d.route(dst, key, headers, &res)
+		}
+		dst = s.routeOnward(dst, d, key, headers, depth+1)
+	}
+	return dst
+}
+
+// dedupe removes repeated queues: a queue reached twice gets a message
+// once.
+func dedupe(qs []*queue) []*queue {
+	if len(qs) < 2 {
+		return qs
+	}
+	out := qs[:1]
+	for _, q := range qs[1:] {
+		out = appendUnique(out, 0, q)
+	}
+	return out
 }

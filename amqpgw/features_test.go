@@ -453,3 +453,38 @@ func TestExclusiveConsumerAndServerCancel(t *testing.T) {
 		t.Fatal("no basic.cancel when the queue was deleted")
 	}
 }
+
+// Exchange-to-exchange bindings: a message routed from one exchange to
+// another reaches the queues bound there, once each, and the binding
+// survives a restart.
+func TestExchangeToExchangeBindings(t *testing.T) {
+	dir := t.TempDir()
+	g := startGateway(t, Options{}, dir)
+	_, ch := dial(t, g)
+	must(t, ch.ExchangeDeclare("front", "topic", true, false, false, false, nil))
+	must(t, ch.ExchangeDeclare("back", "fanout", true, false, false, false, nil))
+	must(t, ch.ExchangeBind("back", "orders.*", "front", false, nil))
+	_, err := ch.QueueDeclare("all_orders", true, false, false, false, nil)
+	must(t, err)
+	must(t, ch.QueueBind("all_orders", "", "back", false, nil))
+	must(t, ch.QueueBind("all_orders", "orders.new", "front", false, nil)) // reached twice: once
+	publish(t, ch, "front", "orders.new", amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("o1")})
+	publish(t, ch, "front", "invoices.new", text("i1"))
+	waitMessages(t, ch, "all_orders", 1)
+	g.stop()
+
+	g2 := startGateway(t, Options{}, dir)
+	_, ch2 := dial(t, g2)
+	publish(t, ch2, "front", "orders.paid", text("o2"))
+	m, err := ch2.Consume("all_orders", "", true, false, false, false, nil)
+	must(t, err)
+	for _, w := range []string{"o1", "o2"} {
+		if d := recv(t, m); string(d.Body) != w {
+			t.Fatalf("got %q want %q", d.Body, w)
+		}
+	}
+	none(t, m, 50*time.Millisecond)
+	must(t, ch2.ExchangeUnbind("back", "orders.*", "front", false, nil))
+	publish(t, ch2, "front", "orders.gone", text("o3"))
+	none(t, m, 100*time.Millisecond)
+}

@@ -197,9 +197,10 @@ func TestMalformedInputClosesWithCode(t *testing.T) {
 		{"consume from a missing queue", func(r *rawConn) {
 			r.write(rawMethod(1, bConsume, 0, 0, 4, 'n', 'o', 'n', 'e', 0, 0, 0, 0, 0, 0))
 		}, chanClose, codeNotFound},
-		{"exchange bind", func(r *rawConn) {
+		{"exchange bind to a missing exchange", func(r *rawConn) {
 			r.write(rawMethod(1, exBind, 0, 0, 1, 'a', 1, 'b', 0, 0, 0, 0, 0, 0))
-		}, connClose, codeNotImplemented},
+		}, chanClose, codeNotFound},
+		{"recover without requeue", func(r *rawConn) { r.write(rawMethod(1, bRecover, 0)) }, connClose, codeNotImplemented},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

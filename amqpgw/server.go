@@ -185,6 +185,9 @@ func (r *metaRecord) subject() string {
 	case "queue":
 		return metaSubject("q", r.Name)
 	}
+	if r.Kind == "xbinding" {
+		return metaSubject("e", r.Exchange, r.Name, r.Key, string(r.Args))
+	}
 	return metaSubject("b", r.Exchange, r.Queue, r.Key, string(r.Args))
 }
 
@@ -225,7 +228,7 @@ func (s *Server) load() error {
 		recs = append(recs, r)
 	}
 	keep := map[string]bool{}
-	for _, kind := range []string{"exchange", "queue", "binding"} {
+	for _, kind := range []string{"exchange", "queue", "binding", "xbinding"} {
 		for i := range recs {
 			r := &recs[i]
 			if r.Kind != kind {
@@ -254,6 +257,12 @@ func (s *Server) load() error {
 					continue
 				}
 				_ = s.addBinding(&binding{ex: x, q: q, key: r.Key, args: r.Args})
+			case "xbinding":
+				x, d := s.exchanges[r.Exchange], s.exchanges[r.Name]
+				if x == nil || d == nil {
+					continue
+				}
+				_ = s.addExchangeBinding(&binding{ex: x, dst: d, key: r.Key, args: r.Args})
 			}
 		}
 	}
