@@ -215,6 +215,10 @@ func (ch *channel) method(m *Method) *amqpError {
 		if m.PrefetchSize != 0 {
 			return connErr(codeNotImplemented, "NOT_IMPLEMENTED - prefetch_size!=0")
 		}
+		if m.Global && m.PrefetchCount != 0 {
+			// A limit shared by a channel's consumers: not built.
+			return connErr(codeNotImplemented, "NOT_IMPLEMENTED - global prefetch_count")
+		}
 		ch.prefetch = int(m.PrefetchCount)
 		cn.write(func(b []byte) []byte { return appendEmpty(b, id, bQosOk) })
 	case bPublish:

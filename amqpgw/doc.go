@@ -55,7 +55,8 @@
 //
 // What is not implemented is refused, never silently accepted:
 // basic.recover with requeue=false,
-// channel.flow active=false, prefetch_size, immediate publishes,
+// channel.flow active=false, prefetch_size, a global prefetch_count
+// (shared by a channel's consumers), immediate publishes,
 // dead-lettering of messages dropped by x-max-length, and queue arguments
 // other than those above (x-max-priority, x-single-active-consumer ...)
 // close the connection with 540 NOT_IMPLEMENTED.

@@ -200,6 +200,7 @@ func TestMalformedInputClosesWithCode(t *testing.T) {
 		{"exchange bind to a missing exchange", func(r *rawConn) {
 			r.write(rawMethod(1, exBind, 0, 0, 1, 'a', 1, 'b', 0, 0, 0, 0, 0, 0))
 		}, chanClose, codeNotFound},
+		{"global prefetch", func(r *rawConn) { r.write(rawMethod(1, bQos, 0, 0, 0, 0, 0, 5, 1)) }, connClose, codeNotImplemented},
 		{"recover without requeue", func(r *rawConn) { r.write(rawMethod(1, bRecover, 0)) }, connClose, codeNotImplemented},
 	}
 	for _, tc := range cases {
