@@ -278,6 +278,10 @@ func (cn *conn) connMethod(m *Method) error {
 		cn.heartbeat = time.Duration(m.Heartbeat) * time.Second
 		cn.state = stateOpen
 	case connOpen:
+		if v := string(m.VirtualHost); v != "/" && v != "" {
+			// One namespace: other virtual hosts do not exist.
+			return cn.fail(connErr(codeNotAllowed, "NOT_ALLOWED - vhost "+v+" not found"), m.ID)
+		}
 		cn.write(func(b []byte) []byte { return appendTag(b, 0, connOpenOk, "") })
 		cn.state = stateOpened
 		cn.startHeartbeat()

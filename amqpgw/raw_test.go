@@ -278,3 +278,12 @@ func TestWrongCredentialsRefused(t *testing.T) {
 	must(t, err)
 	c.Close()
 }
+
+func TestUnknownVirtualHostRefused(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	_, err := amqp.Dial("amqp://guest:guest@" + g.addr + "/prod")
+	var e *amqp.Error
+	if !errors.As(err, &e) || e.Code != codeNotAllowed {
+		t.Fatalf("dial vhost /prod: %v", err)
+	}
+}
