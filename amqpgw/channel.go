@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ledgemq/ledge/broker"
+	"github.com/ledgemq/ledge/log"
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
 )
@@ -40,6 +41,7 @@ type channel struct {
 	res        router.Result[*queue]
 	liveRes    router.Result[broker.Receiver]
 	capRes     router.Result[*broker.Stream]
+	hdrs       [3]log.Header
 	props      props
 	propsBuf   []byte
 	subjectBuf []byte
@@ -452,7 +454,7 @@ func (ch *channel) route(ex, key, rawProps, body []byte, mandatory bool) *amqpEr
 	}
 	if !ch.confirm {
 		for _, q := range targets {
-			_ = q.publish(ex, key, rawProps, body, noConfirm)
+			_ = q.publish(&ch.hdrs, ex, key, rawProps, body, noConfirm)
 		}
 		if capture != nil {
 			_ = capture.Publish(&broker.Message{Subject: ch.subjectBuf, Payload: body}, noConfirm)
@@ -472,7 +474,7 @@ func (ch *channel) route(ex, key, rawProps, body []byte, mandatory bool) *amqpEr
 	p := &pending{ch: ch, seq: seq}
 	p.left.Store(int32(stores))
 	for _, q := range targets {
-		if err := q.publish(ex, key, rawProps, body, p.done); err != nil {
+		if err := q.publish(&ch.hdrs, ex, key, rawProps, body, p.done); err != nil {
 			p.done(broker.PubAck{}, err)
 		}
 	}
@@ -671,7 +673,8 @@ func (q *queue) deadLetter(seq uint64) {
 	s.mu.RUnlock()
 	for _, t := range targets {
 		if t != q {
-			_ = t.publish([]byte(q.dlx), key, raw, m.Payload, noConfirm)
+			var hdrs [3]log.Header
+			_ = t.publish(&hdrs, []byte(q.dlx), key, raw, m.Payload, noConfirm)
 		}
 	}
 }

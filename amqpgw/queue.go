@@ -256,12 +256,20 @@ func (q *queue) counts() (ready uint32, consumers uint32) {
 	return uint32(info.NumPending), uint32(n)
 }
 
-// publish stores a message in q; done is the publisher confirm.
-func (q *queue) publish(exchange, key, rawProps, body []byte, done func(broker.PubAck, error)) error {
-	hdrs := [3]log.Header{
-		{Key: []byte(hdrExchange), Value: exchange},
-		{Key: []byte(hdrRoutingKey), Value: key},
-		{Key: []byte(hdrProps), Value: rawProps},
+// Header keys as bytes, made once.
+var (
+	keyExchange   = []byte(hdrExchange)
+	keyRoutingKey = []byte(hdrRoutingKey)
+	keyProps      = []byte(hdrProps)
+)
+
+// publish stores a message in q; done is the publisher confirm. hdrs is
+// the caller's scratch for the three headers (the broker copies them).
+func (q *queue) publish(hdrs *[3]log.Header, exchange, key, rawProps, body []byte, done func(broker.PubAck, error)) error {
+	*hdrs = [3]log.Header{
+		{Key: keyExchange, Value: exchange},
+		{Key: keyRoutingKey, Value: key},
+		{Key: keyProps, Value: rawProps},
 	}
 	return q.stream.Publish(&broker.Message{Subject: q.subject, Headers: hdrs[:], Payload: body}, done)
 }
@@ -286,7 +294,8 @@ func (r *queueReceiver) Deliver(m *broker.Msg) bool {
 			return b
 		})
 	}
-	err = r.q.publish([]byte("amq.topic"), []byte(key), props, m.Payload, func(broker.PubAck, error) {})
+	var hdrs [3]log.Header
+	err = r.q.publish(&hdrs, []byte("amq.topic"), []byte(key), props, m.Payload, noConfirm)
 	return err == nil
 }
 
