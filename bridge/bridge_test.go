@@ -96,6 +96,7 @@ func TestForwardOutage(t *testing.T) {
 	}
 	publishNATS("site.nats", 0, 1000)
 	waitFor(t, 10*time.Second, "1000 upstream", func() bool { return up.count("UP") == 1000 })
+	waitFor(t, 10*time.Second, "1000 acknowledged", func() bool { return e.status("cloud").BacklogMsgs == 0 })
 
 	up.stop()
 	waitFor(t, 10*time.Second, "uplink down", func() bool { return e.status("cloud").State != "up" })
