@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -368,4 +369,35 @@ func dropTransient(st *broker.Stream) {
 			_ = st.DeleteMsg(m.Seq)
 		}
 	}
+}
+
+// QueueInfo is one queue as "rabbitmqctl list_queues" shows it.
+type QueueInfo struct {
+	Name string `json:"name"`
+	// Ready are messages waiting for a consumer; Unacked were delivered
+	// and not yet acknowledged.
+	Ready     uint64 `json:"messages_ready"`
+	Unacked   uint64 `json:"messages_unacknowledged"`
+	Consumers int    `json:"consumers"`
+	Durable   bool   `json:"durable"`
+}
+
+// Queues returns every queue, sorted by name.
+func (s *Server) Queues() []QueueInfo {
+	s.mu.RLock()
+	qs := make([]*queue, 0, len(s.queues))
+	for _, q := range s.queues {
+		qs = append(qs, q)
+	}
+	s.mu.RUnlock()
+	out := make([]QueueInfo, 0, len(qs))
+	for _, q := range qs {
+		info := q.cons.Info()
+		q.mu.Lock()
+		n := q.consumers
+		q.mu.Unlock()
+		out = append(out, QueueInfo{Name: q.name, Ready: info.NumPending, Unacked: uint64(info.NumAckPending), Consumers: n, Durable: q.durable})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
