@@ -1,14 +1,16 @@
 package main
 
 import (
-	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
+	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/ledgemq/ledge/amqpgw"
 	"github.com/ledgemq/ledge/broker"
@@ -16,11 +18,16 @@ import (
 	"github.com/ledgemq/ledge/router"
 )
 
+// amqpQueuesSubject is where "ledge ctl list_queues" asks the running
+// broker for its AMQP queues.
+const amqpQueuesSubject = "$LEDGE.AMQP.QUEUES"
+
 // listenAMQP serves AMQP 0-9-1 on cfg.amqpAddr, on the live router the
-// other protocols share so that amq.topic bridges them. The returned
-// function forgets the gateway's live bindings; call it after the
-// listener has shut down.
-func listenAMQP(cfg *config, logger *slog.Logger, live *router.Router[broker.Receiver], b *broker.Broker, netOpts lnet.Options) (*lnet.Server, func(), error) {
+// other protocols share so that amq.topic bridges them, and answers
+// "ledge ctl list_queues" through a client connection of the broker's own
+// NATS listener at natsAddr (when there is one). The returned function
+// stops both; call it after the listener has shut down.
+func listenAMQP(cfg *config, logger *slog.Logger, live *router.Router[broker.Receiver], b *broker.Broker, netOpts lnet.Options, natsAddr string) (*lnet.Server, func(), error) {
 	gw, err := amqpgw.NewServer(amqpgw.Options{
 		MaxMessageSize: cfg.maxPayload,
 		Logger:         logger.With("proto", "amqp"),
@@ -36,54 +43,94 @@ func listenAMQP(cfg *config, logger *slog.Logger, live *router.Router[broker.Rec
 		return nil, nil, fmt.Errorf("amqp listener: %w", err)
 	}
 	logger.Info("listening", "proto", "amqp", "addr", ln.Addr().String(), "transport", ln.Transport())
-	return ln, gw.Close, nil
+	var nc *nats.Conn
+	if natsAddr != "" {
+		if nc, err = serveAMQPQueues(gw, natsAddr, cfg); err != nil {
+			logger.Warn("ledge ctl list_queues will show no consumers", "err", err)
+		}
+	}
+	return ln, func() {
+		if nc != nil {
+			nc.Close()
+		}
+		gw.Close()
+	}, nil
+}
+
+// serveAMQPQueues answers amqpQueuesSubject with the gateway's queues.
+func serveAMQPQueues(gw *amqpgw.Server, addr string, cfg *config) (*nats.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	opts := []nats.Option{nats.Name("ledge amqp queues"), nats.NoReconnect()}
+	switch {
+	case cfg.natsUser != "":
+		opts = append(opts, nats.UserInfo(cfg.natsUser, cfg.natsPassword))
+	case cfg.natsToken != "":
+		opts = append(opts, nats.Token(cfg.natsToken))
+	}
+	nc, err := nats.Connect("nats://"+net.JoinHostPort(host, port), opts...)
+	if err != nil {
+		return nil, err
+	}
+	_, err = nc.Subscribe(amqpQueuesSubject, func(m *nats.Msg) {
+		data, _ := json.Marshal(gw.Queues())
+		_ = m.Respond(data)
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return nc, nc.Flush()
 }
 
 // listAMQPQueues prints the AMQP queues with the columns asked for, as
 // "rabbitmqctl list_queues" does: a header line, then one tab-separated
-// line per queue. An AMQP queue is a stream AMQP_q_... whose description
-// is the queue's name, read by its one consumer.
-func listAMQPQueues(ctx context.Context, js jetstream.JetStream, cols []string, w io.Writer) error {
+// line per queue.
+func listAMQPQueues(nc *nats.Conn, timeout time.Duration, cols []string, w io.Writer) error {
 	if len(cols) == 0 {
 		cols = []string{"name", "messages"}
 	}
 	for _, c := range cols {
 		switch c {
-		case "name", "messages_ready", "messages_unacknowledged", "messages":
+		case "name", "messages_ready", "messages_unacknowledged", "messages", "consumers", "durable":
 		default:
-			return fmt.Errorf("ctl: list_queues: column %q is not available (name, messages_ready, messages_unacknowledged, messages)", c)
+			return fmt.Errorf("ctl: list_queues: column %q is not available (name, messages_ready, messages_unacknowledged, messages, consumers, durable)", c)
 		}
+	}
+	m, err := nc.Request(amqpQueuesSubject, nil, timeout)
+	if err != nil {
+		return fmt.Errorf("ctl: list_queues: %w (is AMQP served?)", err)
+	}
+	var qs []amqpgw.QueueInfo
+	if err := json.Unmarshal(m.Data, &qs); err != nil {
+		return fmt.Errorf("ctl: list_queues: %w", err)
 	}
 	fmt.Fprintln(w, "Listing queues for vhost / ...")
 	fmt.Fprintln(w, strings.Join(cols, "\t"))
-	streams := js.ListStreams(ctx)
-	for si := range streams.Info() {
-		if !strings.HasPrefix(si.Config.Name, "AMQP_q_") {
-			continue
-		}
-		var ready, unacked uint64
-		s, err := js.Stream(ctx, si.Config.Name)
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", si.Config.Name, err)
-		}
-		if c, err := s.Consumer(ctx, "amqp"); err == nil {
-			info := c.CachedInfo()
-			ready, unacked = info.NumPending, uint64(info.NumAckPending)
-		}
+	for _, q := range qs {
 		vals := make([]string, len(cols))
 		for i, c := range cols {
 			switch c {
 			case "name":
-				vals[i] = si.Config.Description
+				vals[i] = q.Name
 			case "messages_ready":
-				vals[i] = strconv.FormatUint(ready, 10)
+				vals[i] = strconv.FormatUint(q.Ready, 10)
 			case "messages_unacknowledged":
-				vals[i] = strconv.FormatUint(unacked, 10)
+				vals[i] = strconv.FormatUint(q.Unacked, 10)
 			case "messages":
-				vals[i] = strconv.FormatUint(ready+unacked, 10)
+				vals[i] = strconv.FormatUint(q.Ready+q.Unacked, 10)
+			case "consumers":
+				vals[i] = strconv.Itoa(q.Consumers)
+			case "durable":
+				vals[i] = strconv.FormatBool(q.Durable)
 			}
 		}
 		fmt.Fprintln(w, strings.Join(vals, "\t"))
 	}
-	return streams.Err()
+	return nil
 }

@@ -68,10 +68,10 @@ func TestCtlListQueues(t *testing.T) {
 	var out, errOut bytes.Buffer
 	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 	defer ccancel()
-	if err := runCtl(cctx, []string{"list_queues", "-url", "nats://" + l["nats"], "name", "messages_ready", "messages_unacknowledged", "messages"}, env(nil), &out, &errOut); err != nil {
+	if err := runCtl(cctx, []string{"list_queues", "-url", "nats://" + l["nats"], "name", "messages_ready", "messages_unacknowledged", "consumers", "messages"}, env(nil), &out, &errOut); err != nil {
 		t.Fatalf("ctl list_queues: %v\n%s", err, errOut.String())
 	}
-	want := "Listing queues for vhost / ...\nname\tmessages_ready\tmessages_unacknowledged\tmessages\ntask_queue\t2\t1\t3\n"
+	want := "Listing queues for vhost / ...\nname\tmessages_ready\tmessages_unacknowledged\tconsumers\tmessages\ntask_queue\t2\t1\t1\t3\n"
 	if out.String() != want {
 		t.Fatalf("ctl list_queues printed:\n%q\nwant\n%q", out.String(), want)
 	}

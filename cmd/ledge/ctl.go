@@ -31,7 +31,8 @@ uplinks: each uplink's state (up, stalled, connecting, down), upstream server,
 backlog in messages and bytes, age of the oldest unforwarded message, rate,
 messages dropped by the disk budget, and the last error.
 list_queues: the AMQP queues, as "rabbitmqctl list_queues" prints them; columns
-name, messages_ready, messages_unacknowledged, messages (default: name messages).
+name, messages_ready, messages_unacknowledged, messages, consumers, durable
+(default: name messages).
 `)
 	}
 	if len(args) == 0 || (args[0] != "queues" && args[0] != "uplinks" && args[0] != "list_queues") {
@@ -61,15 +62,15 @@ name, messages_ready, messages_unacknowledged, messages (default: name messages)
 	if args[0] == "uplinks" {
 		return listUplinks(nc, *timeout, stdout)
 	}
+	if args[0] == "list_queues" {
+		return listAMQPQueues(nc, *timeout, fs.Args(), stdout)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if args[0] == "list_queues" {
-		return listAMQPQueues(ctx, js, fs.Args(), stdout)
-	}
 	return listQueues(ctx, js, stdout)
 }
 

@@ -197,7 +197,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 	if cfg.amqpAddr != "" {
-		ln, closeAMQP, err := listenAMQP(cfg, logger, live, b, netOpts)
+		ln, closeAMQP, err := listenAMQP(cfg, logger, live, b, netOpts, addrs["nats"])
 		if err != nil {
 			return err
 		}
