@@ -287,3 +287,39 @@ func TestUnknownVirtualHostRefused(t *testing.T) {
 		t.Fatalf("dial vhost /prod: %v", err)
 	}
 }
+
+// Methods pipelined behind an administrative one (served off the loop)
+// wait for it and run in order.
+func TestPipelinedAfterDeclare(t *testing.T) {
+	g := startGateway(t, Options{}, "")
+	r := dialRaw(t, g.addr)
+	r.handshake()
+	var b []byte
+	b = append(b, rawMethod(1, qDeclare, 0, 0, 4, 'p', 'i', 'p', 'e', 0, 0, 0, 0, 0)...)
+	b = append(b, rawMethod(1, bPublish, 0, 0, 0, 4, 'p', 'i', 'p', 'e', 0)...)
+	b = appendContent(b, 1, 4096, []byte{0, 0}, []byte("piped"))
+	b = append(b, rawMethod(1, bGet, 0, 0, 4, 'p', 'i', 'p', 'e', 1)...)
+	r.write(b)
+	if id, _ := r.method(); id != qDeclareOk {
+		t.Fatalf("got %x, want queue.declare-ok", id)
+	}
+	// The get may come before the publish is durable: ask until it is.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		id, _ := r.method()
+		if id == bGetOk {
+			f, err := r.next()
+			if err != nil || f.Type != frameHeader {
+				t.Fatalf("content header: %v", err)
+			}
+			f, err = r.next()
+			if err != nil || string(f.Payload) != "piped" {
+				t.Fatalf("body %q %v", f.Payload, err)
+			}
+			return
+		}
+		if id != bGetEmpty || time.Now().After(deadline) {
+			t.Fatalf("got %x", id)
+		}
+		r.write(rawMethod(1, bGet, 0, 0, 4, 'p', 'i', 'p', 'e', 1))
+	}
+}
