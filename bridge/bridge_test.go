@@ -451,3 +451,41 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("300 KB went in %s at 100 KB/s", d)
 	}
 }
+
+// TestWindowBytesBoundsLargeMessages: a stream of 64 KiB messages gets a
+// window that fits the byte bound, so the uplink holds about a MiB, not
+// 4,096 of them.
+func TestWindowBytesBoundsLargeMessages(t *testing.T) {
+	up := startUpstream(t, nil)
+	up.addStream("UP", "edge1.>")
+	e := openEdge(t, t.TempDir(), false)
+	st, err := e.b.AddStream(broker.StreamConfig{Name: "BIG", Subjects: []string{"big.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 64<<10)
+	for i := 0; i < 200; i++ {
+		if err := st.Publish(&broker.Message{Subject: []byte("big.a"), Payload: payload}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u := quickUplink("cloud", up.url())
+	u.Streams = []string{"BIG"}
+	u.WindowBytes = 1 << 20
+	e.startBridge(u)
+	maxQueue := 0
+	waitFor(t, 20*time.Second, "200 upstream", func() bool {
+		maxQueue = max(maxQueue, len(e.br.uplinks[0].queue))
+		return up.count("UP") == 200
+	})
+	c, err := st.Consumer("uplink_cloud")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Config().MaxAckPending; w != 16 {
+		t.Errorf("window %d for 64 KiB messages in 1 MiB, want 16", w)
+	}
+	if maxQueue > 16 {
+		t.Errorf("%d messages queued", maxQueue)
+	}
+}

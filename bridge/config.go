@@ -13,6 +13,7 @@ import (
 // Defaults for zero fields of Uplink.
 const (
 	DefaultWindow       = 4096
+	DefaultWindowBytes  = 16 << 20
 	DefaultStallTimeout = 15 * time.Second
 	DefaultBackoffMin   = 100 * time.Millisecond
 	DefaultBackoffMax   = 500 * time.Millisecond
@@ -137,6 +138,11 @@ type Uplink struct {
 	// a loopback or LAN upstream busy (1,024 measured 25% slower catch-up);
 	// uplinks of large messages want less.
 	Window int
+	// WindowBytes bounds the same window in bytes: each session starts
+	// with the window that the stream's average message size fits into
+	// WindowBytes (a power of two, at least 16, at most Window), so an
+	// uplink of large messages holds megabytes, not gigabytes.
+	WindowBytes int64
 	// StallTimeout: no acknowledgement for this long while messages are
 	// in flight counts as a dead link.
 	StallTimeout time.Duration
@@ -171,6 +177,9 @@ func (u *Uplink) withDefaults() Uplink {
 	c := *u
 	if c.Window <= 0 {
 		c.Window = DefaultWindow
+	}
+	if c.WindowBytes <= 0 {
+		c.WindowBytes = DefaultWindowBytes
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = DefaultStallTimeout
@@ -249,7 +258,7 @@ func (c *Config) Validate() error {
 		if u.DownlinkDurable != "" && u.Mode == ModeCore {
 			errs = append(errs, fmt.Errorf("uplink %s: a downlink durable needs JetStream, not core mode", u.Name))
 		}
-		if u.RateLimit < 0 || u.MaxBytes < 0 || u.Window < 0 {
+		if u.RateLimit < 0 || u.MaxBytes < 0 || u.Window < 0 || u.WindowBytes < 0 {
 			errs = append(errs, fmt.Errorf("uplink %s: rate limit, disk budget and window must be >= 0", u.Name))
 		}
 	}

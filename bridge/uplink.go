@@ -238,6 +238,32 @@ func (s *source) openConsumer() error {
 	return nil
 }
 
+// fitWindow sets the consumer's window to what the stream's average
+// message size fits into the uplink's WindowBytes.
+func (s *source) fitWindow() {
+	u := s.u
+	si := s.stream.Info()
+	w := u.cfg.Window
+	if si.State.Msgs > 0 {
+		avg := max(int64(si.State.Bytes/si.State.Msgs), 1)
+		fit := 16
+		for fit*2 <= u.cfg.Window && int64(fit*2)*avg <= u.cfg.WindowBytes {
+			fit *= 2
+		}
+		w = min(fit, u.cfg.Window)
+	}
+	cfg := s.cons.Config()
+	if cfg.MaxAckPending == w {
+		return
+	}
+	cfg.MaxAckPending = w
+	if _, err := s.stream.AddConsumer(cfg, broker.UpdateOnly); err != nil {
+		u.logger.Warn("uplink: window not changed", "stream", s.stream.Name(), "window", w, "err", err)
+		return
+	}
+	u.logger.Debug("uplink window", "stream", s.stream.Name(), "window", w)
+}
+
 // Deliver copies a message out of the log into the uplink's queue. The
 // consumer's window keeps the queue from filling; if it ever does, the
 // session is ended and the message sent again by the next one.
@@ -264,6 +290,7 @@ func (s *source) Interest(string) bool         { return true }
 
 func (u *uplink) attachAll() {
 	for _, s := range u.sources {
+		s.fitWindow()
 		s.cons.Attach(s)
 		// What the last session left unacknowledged goes first, in order.
 		s.cons.RedeliverPending()

@@ -32,6 +32,7 @@ type uplinkSettings struct {
 	tlsCert         string
 	tlsKey          string
 	window          int
+	windowBytes     int64
 	stall           time.Duration
 	backoffMax      time.Duration
 	rate            int64
@@ -64,6 +65,7 @@ func addUplinkFlags(fs *flag.FlagSet, u *uplinkSettings, withName bool) {
 	fs.StringVar(&u.tlsCert, "uplink-tls-cert", "", "client certificate `FILE` for the upstream")
 	fs.StringVar(&u.tlsKey, "uplink-tls-key", "", "key `FILE` of -uplink-tls-cert")
 	fs.IntVar(&u.window, "uplink-window", bridge.DefaultWindow, "messages in flight upstream, unacknowledged")
+	fs.Int64Var(&u.windowBytes, "uplink-window-bytes", bridge.DefaultWindowBytes, "bytes in flight upstream: the window shrinks (to 16 at least) for streams of large messages")
 	fs.DurationVar(&u.stall, "uplink-stall", bridge.DefaultStallTimeout, "a link with messages in flight and no acknowledgement for this long is reconnected")
 	fs.DurationVar(&u.backoffMax, "uplink-backoff-max", bridge.DefaultBackoffMax, "longest wait between connection attempts (exponential from 100ms, with jitter; the first message after an outage goes within about this long)")
 	fs.Int64Var(&u.rate, "uplink-rate", 0, "cap on bytes per second sent upstream (0: none)")
@@ -100,7 +102,7 @@ func (u *uplinkSettings) uplink() (bridge.Uplink, error) {
 		TLSCA: u.tlsCA, TLSCert: u.tlsCert, TLSKey: u.tlsKey,
 		Streams: splitList(u.streams), Subjects: splitList(u.subjects), Prefix: u.prefix,
 		UpstreamStream: u.upstreamStream, Mode: mode,
-		Window: u.window, StallTimeout: u.stall, BackoffMax: u.backoffMax,
+		Window: u.window, WindowBytes: u.windowBytes, StallTimeout: u.stall, BackoffMax: u.backoffMax,
 		RateLimit: u.rate, Compress: u.compress, MaxBytes: u.maxBytes, Budget: budget,
 		Downlink: splitList(u.downlink), DownlinkStream: u.downlinkStream, DownlinkDurable: u.downlinkDurable,
 	}, nil
