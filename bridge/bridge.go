@@ -79,7 +79,8 @@ type Status struct {
 	Name string `json:"name"`
 	// State is "up" (connected and moving data, or nothing to move),
 	// "stalled" (connected, messages waiting, no acknowledgement for a
-	// while), "connecting" or "down".
+	// while), "connecting" (not yet connected, or connected with messages
+	// to send and none acknowledged yet) or "down".
 	State    string `json:"state"`
 	Server   string `json:"server,omitempty"`
 	Mode     string `json:"mode,omitempty"`

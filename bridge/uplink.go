@@ -469,8 +469,13 @@ func (u *uplink) status() Status {
 		st.InFlight = n
 		// Connected is not enough: a link with messages out and no
 		// acknowledgement coming back is not moving data.
-		if n > 0 && since > min(u.cfg.StallTimeout/2, 2*time.Second) {
+		switch {
+		case n > 0 && since > min(u.cfg.StallTimeout/2, 2*time.Second):
 			st.State = "stalled"
+		case !s.progressed.Load() && st.BacklogMsgs > 0:
+			// Connected, with messages to send, and none acknowledged
+			// yet: an upstream that refuses every publish stays here.
+			st.State = "connecting"
 		}
 	}
 	return st
