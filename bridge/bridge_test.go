@@ -489,3 +489,62 @@ func TestWindowBytesBoundsLargeMessages(t *testing.T) {
 		t.Errorf("%d messages queued", maxQueue)
 	}
 }
+
+// TestDownlinkCoreStoresLocally: a core downlink subscription republishes
+// upstream messages locally without the prefix: to a live MQTT subscriber
+// and into the local stream that captures the subject, s2 payloads
+// decoded. A downlinked subject that the uplink forwards is not stored,
+// so it cannot loop.
+func TestDownlinkCoreStoresLocally(t *testing.T) {
+	up := startUpstream(t, nil)
+	e := openEdge(t, t.TempDir(), true)
+	log, err := e.b.AddStream(broker.StreamConfig{Name: "CMDLOG", Subjects: []string{"cmd.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := quickUplink("cloud", up.url())
+	u.Subjects = []string{"echo.>"}
+	u.Downlink = []string{"cmd.>", "echo.>"}
+	e.startBridge(u)
+	waitFor(t, 10*time.Second, "uplink up", func() bool { return e.status("cloud").State == "up" })
+
+	got := make(chan string, 10)
+	mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + e.mqttAt).SetClientID("dev9"))
+	if tok := mc.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal("mqtt connect", tok.Error())
+	}
+	defer mc.Disconnect(0)
+	if tok := mc.Subscribe("cmd/#", 1, func(_ mqtt.Client, m mqtt.Message) {
+		got <- m.Topic() + " " + string(m.Payload())
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal("mqtt subscribe", tok.Error())
+	}
+	nc, err := nats.Connect(up.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	big := strings.Repeat("reboot now ", 10)
+	m := nats.NewMsg("edge1.cmd.reboot")
+	m.Header.Set(CompressionHeader, "s2")
+	m.Data = s2.Encode(nil, []byte(big))
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("edge1.echo.x", []byte("loop?")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case g := <-got:
+		if g != "cmd/reboot "+big {
+			t.Errorf("got %q", g)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("downlinked command not delivered")
+	}
+	waitFor(t, 5*time.Second, "stored locally", func() bool { return log.Info().State.Msgs == 1 })
+	waitFor(t, 5*time.Second, "both downlinked", func() bool { return e.status("cloud").Downlinked == 2 })
+	if own, _ := e.b.Stream("UPLINK_cloud"); own.Info().State.LastSeq != 0 {
+		t.Error("a downlinked message was captured by the uplink's own stream")
+	}
+}
