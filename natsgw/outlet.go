@@ -2,6 +2,7 @@ package natsgw
 
 import (
 	"encoding/json"
+	"github.com/ledgemq/ledge/log"
 	"strconv"
 	"sync"
 	"time"
@@ -19,7 +20,8 @@ import (
 
 // routeScratch is the reusable state of one such delivery.
 type routeScratch struct {
-	res   router.Result[*subscription]
+	res   router.Result[broker.Receiver]
+	hdrs  []log.Header
 	subj  []byte
 	hdr   []byte
 	reply []byte
@@ -57,25 +59,52 @@ func (s *Server) deliverServerMsg(rs *routeScratch, subject string, reply, hdr, 
 
 // deliverServerMsgBytes is deliverServerMsg for a subject held as bytes.
 func (s *Server) deliverServerMsgBytes(rs *routeScratch, subject, reply, hdr, payload []byte, status bool) int {
-	if s.router.MatchBytes(subject, &rs.res) != nil {
+	return s.deliverTo(rs, subject, subject, reply, hdr, payload, status)
+}
+
+// deliverTo routes by target and writes msgSubject in the MSG line: a
+// stored message goes to a consumer's deliver subject or pull inbox under
+// its own subject, as nats-server sends it.
+func (s *Server) deliverTo(rs *routeScratch, target, subject, reply, hdr, payload []byte, status bool) int {
+	if s.router.MatchBytes(target, &rs.res) != nil {
 		return 0
 	}
 	n := 0
-	for _, sub := range rs.res.Subs {
-		if s.writeServerMsg(rs, sub, subject, reply, hdr, payload, status) {
+	for _, r := range rs.res.Subs {
+		if s.writeServerMsgTo(rs, r, subject, reply, hdr, payload, status) {
 			n++
 		}
 	}
 	for i := range rs.res.Groups {
 		g := &rs.res.Groups[i]
-		if sub, ok := g.Pick(isRemoved); ok && s.writeServerMsg(rs, sub, subject, reply, hdr, payload, status) {
+		if r, ok := g.Pick(isRemoved); ok && s.writeServerMsgTo(rs, r, subject, reply, hdr, payload, status) {
 			n++
 		}
 	}
 	return n
 }
 
-func isRemoved(sub *subscription) bool { return sub.removed.Load() }
+func isRemoved(r broker.Receiver) bool {
+	sub, ok := r.(*subscription)
+	return ok && sub.removed.Load()
+}
+
+// writeServerMsgTo writes to a NATS subscription, or hands a message to
+// another protocol's subscriber (status messages are NATS's own and go to
+// NATS subscribers only).
+func (s *Server) writeServerMsgTo(rs *routeScratch, r broker.Receiver, subject, reply, hdr, payload []byte, status bool) bool {
+	if sub, ok := r.(*subscription); ok {
+		return s.writeServerMsg(rs, sub, subject, reply, hdr, payload, status)
+	}
+	if status {
+		return false
+	}
+	rs.hdrs = rs.hdrs[:0]
+	if len(hdr) > 0 {
+		rs.hdrs, _ = ParseHeaders(rs.hdrs, hdr)
+	}
+	return r.Deliver(&broker.Msg{Subject: subject, Reply: reply, Headers: rs.hdrs, Payload: payload})
+}
 
 // writeServerMsg writes one MSG or HMSG to a subscription's connection.
 func (s *Server) writeServerMsg(rs *routeScratch, sub *subscription, subject, reply, hdr, payload []byte, status bool) bool {
@@ -154,7 +183,8 @@ func (o outlet) Deliver(subject string, d *broker.Delivery) bool {
 	}
 	rs.hdr = hdr
 	rs.reply = appendAckSubject(rs.reply[:0], d)
-	return o.s.deliverServerMsg(rs, subject, rs.reply, hdr, d.Payload, false) > 0
+	rs.subj = append(rs.subj[:0], subject...)
+	return o.s.deliverTo(rs, rs.subj, d.Subject, rs.reply, hdr, d.Payload, false) > 0
 }
 
 // appendAckSubject appends
@@ -247,14 +277,14 @@ func (o outlet) Interest(subject string) bool {
 	if o.s.router.Match(subject, &rs.res) != nil {
 		return false
 	}
-	for _, sub := range rs.res.Subs {
-		if !sub.removed.Load() {
+	for _, r := range rs.res.Subs {
+		if !isRemoved(r) {
 			return true
 		}
 	}
 	for i := range rs.res.Groups {
-		for _, sub := range rs.res.Groups[i].Members {
-			if !sub.removed.Load() {
+		for _, r := range rs.res.Groups[i].Members {
+			if !isRemoved(r) {
 				return true
 			}
 		}

@@ -50,6 +50,10 @@ type Options struct {
 	// subjects, $JS.API requests manage them, and its consumers deliver
 	// through this gateway (the server becomes the broker's Outlet).
 	Broker *broker.Broker
+	// Live is the router of live subscribers shared with the other
+	// protocols' gateways, so that messages cross protocols; nil gives the
+	// gateway a router of its own.
+	Live *router.Router[broker.Receiver]
 }
 
 func (o Options) withDefaults() Options {
@@ -100,23 +104,29 @@ type Stats struct {
 // Server is the NATS gateway: the state shared by its client sessions. It
 // is safe for concurrent use by the event loops.
 type Server struct {
-	opts    Options
-	id      string
-	router  *router.Router[*subscription]
+	opts Options
+	id   string
+	// router is the live router every protocol shares (Options.Live):
+	// NATS subscriptions are Receivers in it beside MQTT and AMQP ones.
+	router  *router.Router[broker.Receiver]
 	nextCID atomic.Uint64
 	stats   Stats
 	// js is the JetStream API; nil without a broker.
 	js *jetStream
 }
 
-// NewServer returns a NATS gateway with its own subject router.
+// NewServer returns a NATS gateway on opts.Live, or on a router of its own
+// when that is nil.
 func NewServer(opts Options) *Server {
 	var id [11]byte
 	_, _ = rand.Read(id[:])
 	s := &Server{
 		opts:   opts.withDefaults(),
 		id:     "LEDGE" + hex.EncodeToString(id[:]),
-		router: router.New[*subscription](router.Options{}),
+		router: opts.Live,
+	}
+	if s.router == nil {
+		s.router = router.New[broker.Receiver](router.Options{})
 	}
 	if opts.Broker != nil {
 		s.js = &jetStream{b: opts.Broker}

@@ -120,8 +120,12 @@ type Session struct {
 	stalls    int
 
 	// Reused on every publish; only this session's loop touches them.
-	res router.Result[*subscription]
-	out []byte
+	res router.Result[broker.Receiver]
+	// foreign is the message as other protocols' subscribers get it,
+	// built once per publish when one of them matches.
+	foreign     broker.Msg
+	foreignHdrs []log.Header
+	out         []byte
 
 	// JetStream: the stream capture lookup, the message handed to a
 	// stream and its parsed headers, and the consumer last acknowledged
@@ -298,7 +302,17 @@ func (ss *Session) publish(op *Op) error {
 	// reached a subscriber whose connection was closing is not answered
 	// with a 503.
 	delivered := 0
-	for _, sub := range ss.res.Subs {
+	ss.foreign.Subject = nil
+	for _, r := range ss.res.Subs {
+		sub, ok := r.(*subscription)
+		if !ok {
+			// An MQTT, AMQP or STOMP subscriber: the message in the
+			// protocols' common form.
+			if r.Deliver(ss.foreignMsg(op)) {
+				delivered++
+			}
+			continue
+		}
 		if sub.session == ss && !ss.echo {
 			continue
 		}
@@ -311,8 +325,15 @@ func (ss *Session) publish(op *Op) error {
 		// A member that has been removed (auto-unsubscribe reached its
 		// limit on another loop) or is this publisher without echo is
 		// passed over.
-		sub, ok := g.Pick(ss.skipMember)
-		if ok && ss.deliver(sub, op) {
+		r, ok := g.Pick(ss.skipMember)
+		if !ok {
+			continue
+		}
+		if sub, isNATS := r.(*subscription); isNATS {
+			if ss.deliver(sub, op) {
+				delivered++
+			}
+		} else if r.Deliver(ss.foreignMsg(op)) {
 			delivered++
 		}
 	}
@@ -329,8 +350,24 @@ func (ss *Session) publish(op *Op) error {
 	return nil
 }
 
-func (ss *Session) skipMember(sub *subscription) bool {
-	return sub.removed.Load() || (sub.session == ss && !ss.echo)
+func (ss *Session) skipMember(r broker.Receiver) bool {
+	sub, ok := r.(*subscription)
+	return ok && (sub.removed.Load() || (sub.session == ss && !ss.echo))
+}
+
+// foreignMsg returns op as a broker.Msg, parsing its header block once per
+// publish. Its slices alias the parser's buffer, valid during the publish.
+func (ss *Session) foreignMsg(op *Op) *broker.Msg {
+	m := &ss.foreign
+	if m.Subject != nil {
+		return m
+	}
+	ss.foreignHdrs = ss.foreignHdrs[:0]
+	if len(op.Header) > 0 {
+		ss.foreignHdrs, _ = ParseHeaders(ss.foreignHdrs, op.Header)
+	}
+	*m = broker.Msg{Subject: op.Subject, Reply: op.Reply, Headers: ss.foreignHdrs, Payload: op.Payload, Origin: ss}
+	return m
 }
 
 // deliver queues one MSG or HMSG for the subscription's connection and
@@ -373,8 +410,9 @@ func (ss *Session) sendNoResponders(reply []byte) {
 	if err := ss.srv.router.MatchBytes(reply, &ss.res); err != nil {
 		return
 	}
-	for _, sub := range ss.res.Subs {
-		if sub.session != ss {
+	for _, r := range ss.res.Subs {
+		sub, ok := r.(*subscription)
+		if !ok || sub.session != ss {
 			continue
 		}
 		out := AppendMsgLine(ss.out[:0], reply, sub.sid, nil, len(noRespondersHeader), 0)
@@ -410,7 +448,7 @@ func (ss *Session) subscribe(op *Op) error {
 		queue:   string(op.Queue),
 		headers: ss.headers,
 	}
-	if _, err := ss.srv.router.Insert(router.Subscription[*subscription]{
+	if _, err := ss.srv.router.Insert(router.Subscription[broker.Receiver]{
 		Pattern: sub.subject,
 		Queue:   sub.queue,
 		Handle:  sub,
@@ -443,7 +481,7 @@ func (s *Server) removeSub(sub *subscription) {
 	if sub.removed.Swap(true) {
 		return
 	}
-	s.router.Remove(router.Subscription[*subscription]{
+	s.router.Remove(router.Subscription[broker.Receiver]{
 		Pattern: sub.subject,
 		Queue:   sub.queue,
 		Handle:  sub,

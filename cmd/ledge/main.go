@@ -146,6 +146,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Token:        cfg.natsToken,
 			Logger:       logger.With("proto", "nats"),
 			Broker:       b,
+			Live:         live,
 		})
 		opts := netOpts
 		opts.MaxInput = gw.MaxInput()
