@@ -66,7 +66,7 @@ func TestMQTTAndNATSMeet(t *testing.T) {
 	if tok := dev.Subscribe("cmd/7/#", 1, func(_ paho.Client, m paho.Message) { cmds <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	if tok := dev.Publish("site/7/temp", 1, false, "21.5"); !tok.WaitTimeout(5*time.Second) {
+	if tok := dev.Publish("site/7/temp", 1, false, "21.5"); !tok.WaitTimeout(5 * time.Second) {
 		t.Fatal("publish")
 	}
 	m, err := tele.NextMsg(5 * time.Second)
