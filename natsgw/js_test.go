@@ -213,11 +213,10 @@ func TestWorkQueueFairDispatch(t *testing.T) {
 						return
 					}
 					for m := range batch.Messages() {
-						if n := out.Add(1); n > maxOut {
-							mu.Lock()
-							maxOut = max(maxOut, n)
-							mu.Unlock()
-						}
+						n := out.Add(1)
+						mu.Lock()
+						maxOut = max(maxOut, n)
+						mu.Unlock()
 						if w == 0 {
 							time.Sleep(10 * time.Millisecond) // the slow worker
 						}
