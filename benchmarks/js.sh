@@ -73,7 +73,10 @@ start_nats() {
 	[ "$1" = fsynced ] && sync="sync_interval: always"
 	cat >"$work/nats.conf" <<CONF
 listen: 127.0.0.1:$NATS_PORT
-jetstream { store_dir: "$work/nats-data" $sync }
+jetstream {
+	store_dir: "$work/nats-data"
+	$sync
+}
 CONF
 	"$bin/nats-server" -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
 	nats_pid=$!
