@@ -244,6 +244,11 @@ type Consumer struct {
 	doneBuf []doneMsg
 	// wakeAt is when dispatchLocked wants to run next (0: on a wake-up).
 	wakeAt int64
+	// minDeadline is at or below the earliest deadline in pending (0:
+	// none known), so that a dispatch with nothing due does not scan a
+	// large pending set: it did on every wake, a third of the CPU of an
+	// MQTT QoS 1 benchmark with 10,000 messages in flight.
+	minDeadline int64
 
 	kick chan struct{}
 	quit chan struct{}
@@ -389,12 +394,14 @@ func (c *Consumer) ack(seq uint64, kind AckKind, delay time.Duration, reason str
 		}
 	case Nak:
 		p.deadline = now + int64(delay)
+		c.noteDeadline(p.deadline)
 		if delay <= 0 && !p.queued {
 			p.queued = true
 			c.redeliver = append(c.redeliver, seq)
 		}
 	case InProgress:
 		p.deadline = now + int64(c.ackWait(p.deliveries))
+		c.noteDeadline(p.deadline)
 	default:
 		c.mu.Unlock()
 		return fmt.Errorf("%w: ack kind %d", ErrBadRequest, kind)
@@ -626,21 +633,11 @@ func (c *Consumer) dispatchLocked(now int64) (wakeAt int64, wantData bool) {
 	} else {
 		c.expireRequestsLocked(now, soon)
 	}
-	for seq, p := range c.pending {
-		switch {
-		case p.queued:
-		case p.deadline > now:
-			soon(p.deadline)
-		case c.cfg.MaxDeliver > 0 && int(p.deliveries) >= c.cfg.MaxDeliver:
-			// Its last delivery timed out: it leaves the pending set and
-			// the advisory goes out now, not at the next delivery.
-			delete(c.pending, seq)
-			c.dirty = true
-			c.outlet.Event(Event{Kind: EventMaxDeliveries, Stream: c.s.name, Consumer: c.name, StreamSeq: seq, Deliveries: int(p.deliveries)})
-		default:
-			p.queued = true
-			c.redeliver = append(c.redeliver, seq)
-		}
+	if c.minDeadline != 0 && now < c.minDeadline {
+		// Nothing pending is due: no need to look at each of them.
+		soon(c.minDeadline)
+	} else {
+		c.scanDeadlinesLocked(now, soon)
 	}
 	if len(c.redeliver) > 1 {
 		sort.Slice(c.redeliver, func(i, j int) bool { return c.redeliver[i] < c.redeliver[j] })
@@ -684,6 +681,37 @@ func (c *Consumer) dispatchLocked(now int64) (wakeAt int64, wantData bool) {
 		soon(c.lastSent + hb)
 	}
 	return wakeAt, wantData
+}
+
+// noteDeadline keeps minDeadline at or below every pending deadline. A
+// deadline that goes away leaves it early, which costs one scan.
+func (c *Consumer) noteDeadline(d int64) {
+	if c.minDeadline == 0 || d < c.minDeadline {
+		c.minDeadline = d
+	}
+}
+
+// scanDeadlinesLocked queues the pending messages that are due for
+// redelivery, drops those past MaxDeliver, and recomputes minDeadline.
+func (c *Consumer) scanDeadlinesLocked(now int64, soon func(int64)) {
+	c.minDeadline = 0
+	for seq, p := range c.pending {
+		switch {
+		case p.queued:
+		case p.deadline > now:
+			soon(p.deadline)
+			c.noteDeadline(p.deadline)
+		case c.cfg.MaxDeliver > 0 && int(p.deliveries) >= c.cfg.MaxDeliver:
+			// Its last delivery timed out: it leaves the pending set and
+			// the advisory goes out now, not at the next delivery.
+			delete(c.pending, seq)
+			c.dirty = true
+			c.outlet.Event(Event{Kind: EventMaxDeliveries, Stream: c.s.name, Consumer: c.name, StreamSeq: seq, Deliveries: int(p.deliveries)})
+		default:
+			p.queued = true
+			c.redeliver = append(c.redeliver, seq)
+		}
+	}
 }
 
 // soon asks dispatchLocked's caller to run it again by t.
@@ -940,6 +968,7 @@ func (c *Consumer) sendLocked(seq uint64, p *pendingMsg, now int64) bool {
 		}
 	} else {
 		p.deadline = now + int64(c.ackWait(p.deliveries))
+		c.noteDeadline(p.deadline)
 		c.soon(p.deadline)
 		c.pending[seq] = p
 	}
@@ -997,6 +1026,7 @@ func (c *Consumer) restoreLocked(st consumerState) {
 			time:       ps.time,
 			deadline:   ps.time + int64(c.ackWait(ps.deliveries)),
 		}
+		c.noteDeadline(c.pending[ps.seq].deadline)
 	}
 }
 
