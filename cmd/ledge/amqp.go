@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -59,21 +58,7 @@ func listenAMQP(cfg *config, logger *slog.Logger, live *router.Router[broker.Rec
 
 // serveAMQPQueues answers amqpQueuesSubject with the gateway's queues.
 func serveAMQPQueues(gw *amqpgw.Server, addr string, cfg *config) (*nats.Conn, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	opts := []nats.Option{nats.Name("ledge amqp queues"), nats.NoReconnect()}
-	switch {
-	case cfg.natsUser != "":
-		opts = append(opts, nats.UserInfo(cfg.natsUser, cfg.natsPassword))
-	case cfg.natsToken != "":
-		opts = append(opts, nats.Token(cfg.natsToken))
-	}
-	nc, err := nats.Connect("nats://"+net.JoinHostPort(host, port), opts...)
+	nc, err := selfConnect(addr, cfg, "ledge amqp queues")
 	if err != nil {
 		return nil, err
 	}

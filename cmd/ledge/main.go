@@ -267,9 +267,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return nil
 }
 
-// serveUplinks answers "ledge ctl uplinks" (bridge.StatusSubject) through
-// a client connection of the broker's own NATS listener at addr.
-func serveUplinks(br *bridge.Bridge, addr string, cfg *config) (*nats.Conn, error) {
+// selfConnect opens a client connection to the broker's own NATS listener
+// at addr (loopback when it listens on every address), with the NATS
+// credentials the broker requires: how the ctl subcommands' services are
+// served.
+func selfConnect(addr string, cfg *config, name string) (*nats.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -277,14 +279,20 @@ func serveUplinks(br *bridge.Bridge, addr string, cfg *config) (*nats.Conn, erro
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	opts := []nats.Option{nats.Name("ledge uplinks status"), nats.NoReconnect()}
+	opts := []nats.Option{nats.Name(name), nats.NoReconnect()}
 	switch {
 	case cfg.natsUser != "":
 		opts = append(opts, nats.UserInfo(cfg.natsUser, cfg.natsPassword))
 	case cfg.natsToken != "":
 		opts = append(opts, nats.Token(cfg.natsToken))
 	}
-	nc, err := nats.Connect("nats://"+net.JoinHostPort(host, port), opts...)
+	return nats.Connect("nats://"+net.JoinHostPort(host, port), opts...)
+}
+
+// serveUplinks answers "ledge ctl uplinks" (bridge.StatusSubject) through
+// a client connection of the broker's own NATS listener at addr.
+func serveUplinks(br *bridge.Bridge, addr string, cfg *config) (*nats.Conn, error) {
+	nc, err := selfConnect(addr, cfg, "ledge uplinks status")
 	if err != nil {
 		return nil, err
 	}
