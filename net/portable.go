@@ -406,9 +406,12 @@ func (p *pconn) readLoop() {
 		if paused {
 			select {
 			case <-p.resumed:
+				continue
 			case <-p.closed:
+				// Closed while paused: no resume will come.
+				rerr = ErrClosed
 			}
-			continue
+			break
 		}
 		n, err := p.conn().Read(buf)
 		if n > 0 {

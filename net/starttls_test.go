@@ -188,3 +188,25 @@ func TestResumeReading(t *testing.T) {
 		}
 	})
 }
+
+// A connection closed while its reading is paused for long is finalized
+// at once, on every transport: the pause's end never comes.
+func TestCloseWhilePaused(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tc transportCase) {
+		closed := make(chan struct{})
+		h := &funcHandler{
+			open: func(c *Conn) {
+				c.PauseReading(time.Hour)
+				c.Close(nil)
+			},
+			close: func(*Conn, error) { close(closed) },
+		}
+		s := start(t, tc, h, nil)
+		dial(t, s)
+		select {
+		case <-closed:
+		case <-time.After(testTimeout):
+			t.Fatal("a paused connection was never finalized")
+		}
+	})
+}
