@@ -101,7 +101,7 @@ var (
 	// ErrRevoked: a reload took the client's access away.
 	ErrRevoked = errors.New("auth: access revoked by a reload of the users")
 	// ErrRateExceeded: the client published above its rate limit for
-	// longer than RateGrace.
+	// longer than Options.RateGrace.
 	ErrRateExceeded = errors.New("auth: publishing rate limit exceeded for too long")
 )
 
@@ -474,7 +474,7 @@ type rateState struct {
 // Rate accounts one published message of n bytes against the client's
 // rate limits. It returns how long the connection should stop reading
 // (PauseReading) to keep to its rate, zero when it is within it, and
-// ErrRateExceeded once it has been above it for RateGrace: the gateway
+// ErrRateExceeded once it has been above it for Options.RateGrace: the gateway
 // then disconnects it with that reason. For the connection's loop only.
 func (cl *Client) Rate(n int) (time.Duration, error) {
 	if cl == nil {
@@ -521,7 +521,7 @@ func (cl *Client) Rate(n int) (time.Duration, error) {
 	}
 	if r.overSince == 0 {
 		r.overSince = now
-	} else if time.Duration(now-r.overSince) > RateGrace {
+	} else if time.Duration(now-r.overSince) > cl.svc.rateGrace {
 		return 0, ErrRateExceeded
 	}
 	return min(time.Duration(wait*1e9), time.Second), nil

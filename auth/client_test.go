@@ -219,7 +219,7 @@ func TestRateLimit(t *testing.T) {
 		}
 		last = err
 	}
-	if !errors.Is(last, ErrRateExceeded) || paused == 0 || time.Duration(now) < RateGrace {
+	if !errors.Is(last, ErrRateExceeded) || paused == 0 || time.Duration(now) < DefaultRateGrace {
 		t.Fatalf("a device at twice its rate: %v after %d pauses and %v", last, paused, time.Duration(now))
 	}
 }

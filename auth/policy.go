@@ -63,7 +63,7 @@ type Limits struct {
 	MaxPayload int64
 	// MsgsPerSecond and BytesPerSecond are the publishing rate one
 	// connection may keep up: above it the connection is slowed down, and
-	// one that stays above it for RateGrace is disconnected.
+	// one that stays above it for Options.RateGrace is disconnected.
 	MsgsPerSecond  int64
 	BytesPerSecond int64
 	// DiskQuota bounds the bytes that the streams the user creates may
@@ -71,9 +71,9 @@ type Limits struct {
 	DiskQuota int64
 }
 
-// RateGrace is how long a connection may keep publishing above its rate
-// limit, slowed down, before it is disconnected.
-const RateGrace = 10 * time.Second
+// DefaultRateGrace is how long a connection may keep publishing above its
+// rate limit, slowed down, before it is disconnected.
+const DefaultRateGrace = 10 * time.Second
 
 // tighter combines two groups' limits: the tighter of each.
 func (o Limits) tighter(g Limits) Limits {

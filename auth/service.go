@@ -38,6 +38,9 @@ type Options struct {
 	// others are refused at once, without a password check.
 	FailureBurst    int
 	FailureInterval time.Duration
+	// RateGrace is how long a connection may stay above its rate limit,
+	// slowed down, before it is disconnected (DefaultRateGrace when zero).
+	RateGrace time.Duration
 }
 
 // Request is what a client presents when it connects.
@@ -65,7 +68,8 @@ type Service struct {
 	policy atomic.Pointer[Policy]
 	epoch  time.Time
 	// clock replaces the monotonic clock in tests.
-	clock func() int64
+	clock     func() int64
+	rateGrace time.Duration
 
 	jobs     chan func()
 	stop     chan struct{}
@@ -115,15 +119,19 @@ func New(opts Options) *Service {
 	if opts.FailureInterval <= 0 {
 		opts.FailureInterval = time.Second
 	}
+	if opts.RateGrace <= 0 {
+		opts.RateGrace = DefaultRateGrace
+	}
 	s := &Service{
-		log:     opts.Logger,
-		epoch:   time.Now(),
-		jobs:    make(chan func(), opts.Queue),
-		stop:    make(chan struct{}),
-		limiter: newFailLimiter(opts.FailureBurst, opts.FailureInterval),
-		cache:   newPasswordCache(),
-		clients: make(map[*Client]struct{}),
-		perUser: make(map[string]int),
+		log:       opts.Logger,
+		epoch:     time.Now(),
+		rateGrace: opts.RateGrace,
+		jobs:      make(chan func(), opts.Queue),
+		stop:      make(chan struct{}),
+		limiter:   newFailLimiter(opts.FailureBurst, opts.FailureInterval),
+		cache:     newPasswordCache(),
+		clients:   make(map[*Client]struct{}),
+		perUser:   make(map[string]int),
 	}
 	p := opts.Policy
 	if p == nil {
