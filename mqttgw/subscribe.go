@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/bytebufferpool"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/mqttgw/packet"
 	"github.com/ledgemq/ledge/router"
@@ -33,6 +34,9 @@ type subscription struct {
 	// stored: the QoS 1/2 messages of this subscription of a persistent
 	// session come from the log (its consumer), not the live path.
 	stored bool
+	// check: the filter is wider than the client's rules, so each
+	// delivery asks its auth.Client (auth.Filtered).
+	check atomic.Bool
 }
 
 func (sub *subscription) routerSub() router.Subscription[broker.Receiver] {
@@ -80,6 +84,12 @@ func (ss *Session) subscribe(p *packet.Subscribe) error {
 			codes[i] = packet.TopicFilterInvalid
 			continue
 		}
+		if ss.client != nil {
+			if rc, ok := ss.permitSub(sub); !ok {
+				codes[i] = rc
+				continue
+			}
+		}
 		sub.stored = ss.persistent() && sub.qos > 0 && sub.group == ""
 		sub.session.Store(ss)
 		old, existed := ss.subs[filter]
@@ -116,6 +126,33 @@ func (ss *Session) subscribe(p *packet.Subscribe) error {
 	return nil
 }
 
+// permitSub relates a new subscription to the client's rules and limits:
+// a refusal's code is 0x87 (5.0) or the failure 0x80 (3.1.1), for that
+// filter only.
+func (ss *Session) permitSub(sub *subscription) (packet.ReasonCode, bool) {
+	refused := packet.UnspecifiedError // 3.1.1: 0x80 failure
+	v5 := ss.level == packet.Level5
+	if _, replaces := ss.subs[sub.filter]; !replaces && ss.maxSubs > 0 && len(ss.subs) >= ss.maxSubs {
+		ss.srv.stats.Denied.Add(1)
+		if v5 {
+			refused = packet.QuotaExceeded
+		}
+		return refused, false
+	}
+	switch ss.client.Subscribe(sub.pattern) {
+	case auth.Denied:
+		ss.srv.stats.Denied.Add(1)
+		ss.client.Denied("subscribe", sub.filter)
+		if v5 {
+			refused = packet.NotAuthorized
+		}
+		return refused, false
+	case auth.Filtered:
+		sub.check.Store(true)
+	}
+	return 0, true
+}
+
 func (ss *Session) unsubscribe(p *packet.Unsubscribe) error {
 	codes := make([]packet.ReasonCode, len(p.Filters))
 	for i, f := range p.Filters {
@@ -141,6 +178,14 @@ func (ss *Session) unsubscribe(p *packet.Unsubscribe) error {
 // subscribe, which keeps its RETAIN flag (MQTT-3.3.1-8).
 func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool {
 	srv := ss.srv
+	if sub.check.Load() && !ss.client.MayReceive(m.Subject) {
+		srv.stats.Denied.Add(1)
+		return false
+	}
+	if len(m.Reply) > 0 {
+		// A responder under allow-responses may answer this.
+		ss.client.NoteReply(m.Reply)
+	}
 	var tb [128]byte
 	topic, err := router.AppendMQTTTopicFromSubject(tb[:0], string(m.Subject))
 	if err != nil {

@@ -21,34 +21,51 @@ import (
 // broker for its AMQP queues.
 const amqpQueuesSubject = "$LEDGE.AMQP.QUEUES"
 
-// listenAMQP serves AMQP 0-9-1 on cfg.amqpAddr, on the live router the
-// other protocols share so that amq.topic bridges them, and answers
-// "ledge ctl list_queues" through a client connection of the broker's own
-// NATS listener at natsAddr (when there is one). The returned function
-// stops both; call it after the listener has shut down.
-func listenAMQP(cfg *config, logger *slog.Logger, live *router.Router[broker.Receiver], b *broker.Broker, netOpts lnet.Options, natsAddr string) (*lnet.Server, func(), error) {
+// listenAMQP serves AMQP 0-9-1 on cfg.amqpAddr (and AMQPS on
+// cfg.amqpsAddr once TLS is on), on the live router the other protocols
+// share so that amq.topic bridges them, and answers "ledge ctl
+// list_queues" through a client connection of the broker's own NATS
+// listener at natsAddr (when there is one). The returned function stops
+// both; call it after the listeners have shut down.
+func listenAMQP(cfg *config, logger *slog.Logger, live *router.Router[broker.Receiver], b *broker.Broker, netOpts lnet.Options, natsAddr string) ([]*lnet.Server, func(), error) {
 	gw, err := amqpgw.NewServer(amqpgw.Options{
 		MaxMessageSize: cfg.maxPayload,
+		Auth:           cfg.sec.svc,
 		Logger:         logger.With("proto", "amqp"),
 	}, live, b)
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := netOpts
-	opts.MaxInput = gw.MaxInput()
-	ln, err := lnet.Listen("tcp", cfg.amqpAddr, gw.Handler(), opts)
-	if err != nil {
-		gw.Close()
-		return nil, nil, fmt.Errorf("amqp listener: %w", err)
+	var lns []*lnet.Server
+	for _, l := range []struct {
+		name, addr string
+		tls        bool
+	}{{"amqp", cfg.amqpAddr, false}, {"amqps", cfg.amqpsAddr, true}} {
+		opts := netOpts
+		opts.MaxInput = gw.MaxInput()
+		if l.tls {
+			if opts.TLSConfig = cfg.sec.listenerTLS(); opts.TLSConfig == nil || l.addr == "" {
+				continue
+			}
+		}
+		ln, err := lnet.Listen("tcp", l.addr, gw.Handler(), opts)
+		if err != nil {
+			for _, o := range lns {
+				o.Close()
+			}
+			gw.Close()
+			return nil, nil, fmt.Errorf("%s listener: %w", l.name, err)
+		}
+		logger.Info("listening", "proto", l.name, "addr", ln.Addr().String(), "transport", ln.Transport())
+		lns = append(lns, ln)
 	}
-	logger.Info("listening", "proto", "amqp", "addr", ln.Addr().String(), "transport", ln.Transport())
 	var nc *nats.Conn
 	if natsAddr != "" {
 		if nc, err = serveAMQPQueues(gw, natsAddr, cfg); err != nil {
 			logger.Warn("ledge ctl list_queues will show no consumers", "err", err)
 		}
 	}
-	return ln, func() {
+	return lns, func() {
 		if nc != nil {
 			nc.Close()
 		}

@@ -27,8 +27,13 @@ type config struct {
 	amqpAddr    string
 	mqttTLSAddr string
 	mqttWSAddr  string
+	mqttWSSAddr string
+	amqpsAddr   string
 	tlsCert     string
 	tlsKey      string
+	tlsCA       string
+	// tlsExtra are the config file's tls.* lines (auth.go).
+	tlsExtra tlsSettings
 
 	sync         string
 	syncInterval time.Duration
@@ -41,11 +46,13 @@ type config struct {
 	loops        int
 	portable     bool
 
-	natsUser     string
-	natsPassword string
-	natsToken    string
-	mqttUser     string
-	mqttPassword string
+	// usersFile names the users and permissions; user and password are
+	// one admin user from the command line (auth.go).
+	usersFile string
+	user      string
+	password  string
+	// sec is the running broker's auth and TLS, once set up.
+	sec *security
 
 	logLevel  string
 	logFormat string
@@ -72,8 +79,14 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.mqttTLSAddr, "mqtt-tls-addr", ":8883", "address for MQTT over TLS, served when -tls-cert is set (empty to disable)")
 	fs.StringVar(&cfg.mqttWSAddr, "mqtt-ws-addr", ":8083", "address for MQTT over WebSocket, for browser dashboards (empty to disable)")
 	fs.StringVar(&cfg.amqpAddr, "amqp-addr", ":5672", "address for AMQP 0-9-1 clients (host:port; empty to disable)")
-	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate `FILE` (with its chain) for the TLS listeners")
+	fs.StringVar(&cfg.mqttWSSAddr, "mqtt-wss-addr", ":8084", "address for MQTT over secure WebSocket, served when -tls-cert is set (empty to disable)")
+	fs.StringVar(&cfg.amqpsAddr, "amqps-addr", ":5671", "address for AMQP over TLS, served when -tls-cert is set (empty to disable)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate `FILE` (with its chain): turns on TLS for every listener (NATS requires it then; \"tls.nats = off\" in the config file keeps it plain)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key `FILE` of -tls-cert")
+	fs.StringVar(&cfg.tlsCA, "tls-ca", "", "PEM `FILE` of the CAs whose client certificates log in as the user their CN or SAN names (mutual TLS)")
+	fs.StringVar(&cfg.usersFile, "users", "", "users and permissions `FILE` (see docs/AUTH.md; \"ledge passwd\" writes it); without users, only clients on loopback are let in")
+	fs.StringVar(&cfg.user, "user", "", "one admin user, with -password, for every protocol (the users file is the way for more)")
+	fs.StringVar(&cfg.password, "password", "", "the password of -user (better set as LEDGE_PASSWORD than on the command line)")
 	fs.StringVar(&cfg.sync, "sync", "always", "when a stored message is confirmed to its publisher: always (after fsync), interval (after the periodic fsync) or never (once written)")
 	fs.DurationVar(&cfg.syncInterval, "sync-interval", 100*time.Millisecond, "fsync period of streams under -sync interval")
 	fs.IntVar(&cfg.maxPayload, "max-payload", 1<<20, "largest message payload in bytes, headers included")
@@ -83,11 +96,6 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.maxPingsOut, "max-pings-out", 2, "unanswered pings before a NATS client is dropped as stale")
 	fs.IntVar(&cfg.loops, "loops", 0, "event loops (0: one per CPU)")
 	fs.BoolVar(&cfg.portable, "portable", false, "use the portable network transport instead of epoll")
-	fs.StringVar(&cfg.natsUser, "nats-user", "", "require this user name from NATS clients")
-	fs.StringVar(&cfg.natsPassword, "nats-password", "", "the password that goes with -nats-user")
-	fs.StringVar(&cfg.natsToken, "nats-token", "", "require this token from NATS clients")
-	fs.StringVar(&cfg.mqttUser, "mqtt-user", "", "require this user name from MQTT clients")
-	fs.StringVar(&cfg.mqttPassword, "mqtt-password", "", "the password that goes with -mqtt-user")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (one readable line per event) or json")
 	fs.StringVar(&cfg.gateway, "gateway-id", "", "this gateway's name in message ids upstream; stable and unique per box (default: the host name)")
@@ -97,12 +105,15 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 		fmt.Fprintf(out, `ledge: a message broker for edge gateways.
 
 Usage: ledge [flags]
+       ledge passwd [-c] [-b] [-D] [-token] FILE USER [PASSWORD]
        ledge ctl queues [-url nats://host:port]
        ledge ctl uplinks [-url nats://host:port]
 
 With no flags it serves NATS (with JetStream) on :4222, MQTT on :1883 and
 MQTT over WebSocket on :8083 (and MQTT over TLS on :8883 once -tls-cert is
-set), and keeps its data in ./ledge-data. "ledge ctl queues" lists each stream's consumers with their
+set), and keeps its data in ./ledge-data. Without -users or -user, only
+clients on this machine (loopback) are let in; "ledge passwd -c FILE NAME"
+makes a users file. "ledge ctl queues" lists each stream's consumers with their
 messages ready, unacknowledged, redelivered and waiting pull requests;
 "ledge ctl uplinks" shows each uplink's state, backlog and last error.
 Every flag can also be set as an environment variable (LEDGE_ and the name
@@ -194,6 +205,12 @@ func applyConfigFile(fs *flag.FlagSet, cfg *config, path string, set map[string]
 		if name == "config" {
 			return fmt.Errorf("%s:%d: a config file cannot name another", path, n)
 		}
+		if strings.HasPrefix(name, "tls.") {
+			if err := cfg.setTLSSetting(name, value); err != nil {
+				return fmt.Errorf("%s:%d: %w", path, n, err)
+			}
+			continue
+		}
 		if strings.HasPrefix(name, "uplink.") {
 			if err := cfg.setNamedUplink(name, value); err != nil {
 				return fmt.Errorf("%s:%d: %w", path, n, err)
@@ -232,14 +249,8 @@ func (c *config) validate() error {
 	if c.maxConns < 0 || c.loops < 0 || c.maxPingsOut < 1 || c.pingInterval <= 0 {
 		errs = append(errs, errors.New("max-conns and loops must be >= 0, max-pings-out >= 1, ping-interval > 0"))
 	}
-	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return errors.New("-tls-cert and -tls-key go together")
-	}
-	if c.mqttPassword != "" && c.mqttUser == "" {
-		return errors.New("-mqtt-password needs -mqtt-user")
-	}
-	if (c.natsUser == "") != (c.natsPassword == "") {
-		errs = append(errs, errors.New("nats-user and nats-password go together"))
+	if err := c.validateSecurity(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := parseSync(c.sync); err != nil {
 		errs = append(errs, err)

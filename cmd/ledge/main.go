@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +37,8 @@ func main() {
 	var err error
 	if len(os.Args) > 1 && os.Args[1] == "ctl" {
 		err = runCtl(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr)
+	} else if len(os.Args) > 1 && os.Args[1] == "passwd" {
+		err = runPasswd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
 	} else {
 		err = run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
 	}
@@ -109,14 +110,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer closeBroker()
 
-	var tlsConfig *tls.Config
-	if cfg.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
-		if err != nil {
-			return fmt.Errorf("tls: %w", err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	// Users, permissions and TLS for every listener (auth.go).
+	sec, err := setupSecurity(cfg, logger)
+	if err != nil {
+		return err
 	}
+	defer sec.close()
+	tlsConfig := sec.listenerTLS()
 
 	// The router every protocol's live subscribers share, so that a
 	// message published on one reaches subscribers of all.
@@ -137,18 +137,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}()
 
 	if cfg.natsAddr != "" {
-		gw := natsgw.NewServer(natsgw.Options{
+		nopts := natsgw.Options{
 			MaxPayload:   cfg.maxPayload,
 			PingInterval: cfg.pingInterval,
 			MaxPingsOut:  cfg.maxPingsOut,
-			Username:     cfg.natsUser,
-			Password:     cfg.natsPassword,
-			Token:        cfg.natsToken,
 			Logger:       logger.With("proto", "nats"),
 			Broker:       b,
 			Live:         live,
-		})
+		}
 		opts := netOpts
+		sec.nats(&nopts, &opts)
+		gw := natsgw.NewServer(nopts)
 		opts.MaxInput = gw.MaxInput()
 		opts.RefuseMessage = natsgw.AppendErr(nil, "maximum connections exceeded")
 		ln, err := lnet.Listen("tcp", cfg.natsAddr, gw.Handler(), opts)
@@ -162,8 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.mqttAddr != "" {
 		gw, err := mqttgw.NewServer(mqttgw.Options{
 			MaxPacketSize: cfg.maxPayload + 64<<10,
-			Username:      cfg.mqttUser,
-			Password:      cfg.mqttPassword,
+			Auth:          sec.svc,
 			Logger:        logger.With("proto", "mqtt"),
 		}, live, b)
 		if err != nil {
@@ -178,6 +176,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			{"mqtt", cfg.mqttAddr, gw.Handler(), false},
 			{"mqtt-ws", cfg.mqttWSAddr, gw.WebSocketHandler(), false},
 			{"mqtt-tls", cfg.mqttTLSAddr, gw.Handler(), true},
+			{"mqtt-wss", cfg.mqttWSSAddr, gw.WebSocketHandler(), true},
 		}
 		for _, l := range listeners {
 			if l.addr == "" || (l.tls && tlsConfig == nil) {
@@ -203,8 +202,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return err
 		}
 		defer closeAMQP()
-		servers = append(servers, ln)
-		addrs["amqp"] = ln.Addr().String()
+		servers = append(servers, ln...)
+		for i, l := range ln {
+			addrs[[]string{"amqp", "amqps"}[i]] = l.Addr().String()
+		}
 	}
 	if len(servers) == 0 {
 		return errors.New("no listener configured")
@@ -238,12 +239,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var parts []string
-	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "amqp"} {
+	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "mqtt-wss", "amqp", "amqps"} {
 		if a, ok := addrs[p]; ok {
 			parts = append(parts, p+"="+a)
 		}
 	}
-	logger.Info("ledge ready", "version", version, "listen", strings.Join(parts, " "), "data", cfg.dataDir, "streams", len(b.Streams()), "sync", cfg.sync, "uplinks", len(ups))
+	authMode, tlsMode := sec.mode()
+	logger.Info("ledge ready", "version", version, "listen", strings.Join(parts, " "), "data", cfg.dataDir, "streams", len(b.Streams()), "sync", cfg.sync, "uplinks", len(ups), "auth", authMode, "tls", tlsMode)
+	go sec.watch(ctx)
 	if ready != nil {
 		ready(addrs)
 	}
@@ -268,8 +271,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 // selfConnect opens a client connection to the broker's own NATS listener
-// at addr (loopback when it listens on every address), with the NATS
-// credentials the broker requires: how the ctl subcommands' services are
+// at addr (loopback when it listens on every address), with the broker's
+// internal token (and its TLS): how the ctl subcommands' services are
 // served.
 func selfConnect(addr string, cfg *config, name string) (*nats.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
@@ -279,13 +282,7 @@ func selfConnect(addr string, cfg *config, name string) (*nats.Conn, error) {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	opts := []nats.Option{nats.Name(name), nats.NoReconnect()}
-	switch {
-	case cfg.natsUser != "":
-		opts = append(opts, nats.UserInfo(cfg.natsUser, cfg.natsPassword))
-	case cfg.natsToken != "":
-		opts = append(opts, nats.Token(cfg.natsToken))
-	}
+	opts := append([]nats.Option{nats.Name(name), nats.NoReconnect()}, cfg.sec.selfOptions()...)
 	return nats.Connect("nats://"+net.JoinHostPort(host, port), opts...)
 }
 
