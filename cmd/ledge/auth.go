@@ -205,19 +205,21 @@ func (s *security) selfOptions() []nats.Option {
 }
 
 // watch reloads the users file and the TLS certificate on SIGHUP until ctx
-// ends.
+// ends. SIGHUP is caught from the call on: it never ends the broker.
 func (s *security) watch(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			s.reload()
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				s.reload()
+			}
 		}
-	}
+	}()
 }
 
 // reload puts a changed users file and certificate in force. A file with

@@ -50,11 +50,16 @@ name, messages_ready, messages_unacknowledged, messages, consumers, durable
 	}
 	url := fs.String("url", defURL, "the broker's NATS address (also LEDGE_URL)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the broker")
+	tlsCA := fs.String("tls-ca", getenv("LEDGE_TLS_CA"), "CA `FILE` to trust when the broker serves TLS (also LEDGE_TLS_CA); a user goes in the URL: nats://user:password@host:port")
 	fs.Usage = usage
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	nc, err := nats.Connect(*url, nats.Timeout(*timeout), nats.Name("ledge ctl"))
+	opts := []nats.Option{nats.Timeout(*timeout), nats.Name("ledge ctl")}
+	if *tlsCA != "" {
+		opts = append(opts, nats.RootCAs(*tlsCA))
+	}
+	nc, err := nats.Connect(*url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", *url, err)
 	}

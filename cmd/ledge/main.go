@@ -244,9 +244,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			parts = append(parts, p+"="+a)
 		}
 	}
+	sec.watch(ctx)
 	authMode, tlsMode := sec.mode()
 	logger.Info("ledge ready", "version", version, "listen", strings.Join(parts, " "), "data", cfg.dataDir, "streams", len(b.Streams()), "sync", cfg.sync, "uplinks", len(ups), "auth", authMode, "tls", tlsMode)
-	go sec.watch(ctx)
 	if ready != nil {
 		ready(addrs)
 	}
