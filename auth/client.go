@@ -176,12 +176,23 @@ func (cl *Client) Limits() Limits {
 // compare and allocates nothing. For the connection's loop only; see
 // Allowed for other goroutines.
 func (cl *Client) MayPublish(subject []byte) bool {
+	ok, _ := cl.PublishDecision(subject)
+	return ok
+}
+
+// PublishDecision is MayPublish, and says whether the answer lasts until
+// the client's rules change (its OnChange function is called): a gateway
+// may remember a lasting answer for the subject a connection publishes to
+// again and again, in memory the publish touches anyway. An answer of
+// allow-responses is for one reply and does not last, nor does a refusal
+// that a later request could turn into one.
+func (cl *Client) PublishDecision(subject []byte) (ok, lasting bool) {
 	if cl == nil {
-		return true
+		return true, true
 	}
 	g := cl.g.Load()
 	if g.pub.all {
-		return true
+		return true, true
 	}
 	ok, hit := cl.pub.get(g, subject)
 	if !hit {
@@ -189,9 +200,19 @@ func (cl *Client) MayPublish(subject []byte) bool {
 		cl.pub.put(g, subject, ok)
 	}
 	if !ok && g.responses != nil && !g.pub.denied(subject) {
-		return cl.takeResponse(subject)
+		return cl.takeResponse(subject), false
 	}
-	return ok
+	return ok, true
+}
+
+// HasRateLimit reports whether Rate has anything to count: a gateway skips
+// it otherwise.
+func (cl *Client) HasRateLimit() bool {
+	if cl == nil {
+		return false
+	}
+	lim := &cl.g.Load().limits
+	return lim.MsgsPerSecond > 0 || lim.BytesPerSecond > 0
 }
 
 // Allowed is MayPublish without the cache, safe from any goroutine: for

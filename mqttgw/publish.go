@@ -173,16 +173,18 @@ func (ss *Session) permitPublish(p *packet.Publish, topic, subject []byte) (bool
 	if max := ss.maxPayload; max > 0 && int64(len(p.Payload)) > max {
 		reason, ok = packet.PacketTooLarge, false
 	} else {
-		pause, err := cl.Rate(len(p.Payload))
-		if err != nil {
-			ss.srv.opts.Logger.Warn("mqtt: client disconnected for its publishing rate", "client", ss.clientID, "user", cl.User())
-			return false, violation(packet.MessageRateTooHigh, "publishing above the rate limit for too long")
+		if ss.rated {
+			pause, err := cl.Rate(len(p.Payload))
+			if err != nil {
+				ss.srv.opts.Logger.Warn("mqtt: client disconnected for its publishing rate", "client", ss.clientID, "user", cl.User())
+				return false, violation(packet.MessageRateTooHigh, "publishing above the rate limit for too long")
+			}
+			if pause > 0 && ss.lc != nil {
+				ss.lc.PauseReading(pause)
+				ss.throttleEnd = time.Now().Add(pause)
+			}
 		}
-		if pause > 0 && ss.lc != nil {
-			ss.lc.PauseReading(pause)
-			ss.throttleEnd = time.Now().Add(pause)
-		}
-		ok = cl.MayPublish(subject)
+		ok = ss.mayPublish(subject)
 	}
 	if ok {
 		return true, nil

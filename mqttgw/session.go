@@ -123,6 +123,13 @@ type Session struct {
 	throttleEnd time.Time
 	maxPayload  int64
 	maxSubs     int
+	// rated: the client has a rate limit. pubSubj is the last subject
+	// published and pubOK its lasting answer, kept until the rules
+	// change: a device publishes to one topic again and again.
+	rated    bool
+	pubSubj  []byte
+	pubOK    bool
+	pubKnown bool
 }
 
 // Open starts a session on a new connection.
@@ -508,9 +515,24 @@ func (ss *Session) admitted(cl *auth.Client, err error, user string) error {
 }
 
 func (ss *Session) limitsChanged() {
-	ss.guarded = !ss.client.Unrestricted()
+	ss.guarded, ss.rated = !ss.client.Unrestricted(), ss.client.HasRateLimit()
 	lim := ss.client.Limits()
 	ss.maxPayload, ss.maxSubs = lim.MaxPayload, lim.MaxSubscriptions
+	ss.pubKnown = false
+}
+
+// mayPublish asks the client about a publish, remembering the lasting
+// answer for the last subject.
+func (ss *Session) mayPublish(subject []byte) bool {
+	if ss.pubKnown && bytes.Equal(ss.pubSubj, subject) {
+		return ss.pubOK
+	}
+	ok, lasting := ss.client.PublishDecision(subject)
+	if lasting {
+		ss.pubSubj = append(ss.pubSubj[:0], subject...)
+		ss.pubOK, ss.pubKnown = ok, true
+	}
+	return ok
 }
 
 // rulesChanged follows a reload of the users on the connection's loop: a
@@ -541,6 +563,7 @@ func (ss *Session) rulesChanged(c *lnet.Conn, err error) {
 func (ss *Session) recheckSubs() bool {
 	removed := false
 	for f, sub := range ss.subs {
+		sub.forgetReceive()
 		switch ss.client.Subscribe(sub.pattern) {
 		case auth.Denied:
 			ss.srv.stats.Denied.Add(1)

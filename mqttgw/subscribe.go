@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,8 +36,40 @@ type subscription struct {
 	// session come from the log (its consumer), not the live path.
 	stored bool
 	// check: the filter is wider than the client's rules, so each
-	// delivery asks its auth.Client (auth.Filtered).
-	check atomic.Bool
+	// delivery asks its auth.Client (auth.Filtered). The last subject
+	// asked and its answer are kept here, under recvMu (publishers on
+	// every loop deliver), until the rules change.
+	check     atomic.Bool
+	recvMu    sync.Mutex
+	recvSubj  []byte
+	recvOK    bool
+	recvKnown bool
+}
+
+// mayReceive reports whether the session's rules let a message on subject
+// reach this subscription.
+func (sub *subscription) mayReceive(ss *Session, subject []byte) bool {
+	if !sub.check.Load() {
+		return true
+	}
+	sub.recvMu.Lock()
+	ok, known := sub.recvOK, sub.recvKnown && bytes.Equal(sub.recvSubj, subject)
+	sub.recvMu.Unlock()
+	if !known {
+		ok = ss.client.MayReceive(subject)
+		sub.recvMu.Lock()
+		sub.recvSubj = append(sub.recvSubj[:0], subject...)
+		sub.recvOK, sub.recvKnown = ok, true
+		sub.recvMu.Unlock()
+	}
+	return ok
+}
+
+// forgetReceive drops the remembered delivery decision.
+func (sub *subscription) forgetReceive() {
+	sub.recvMu.Lock()
+	sub.recvKnown = false
+	sub.recvMu.Unlock()
 }
 
 func (sub *subscription) routerSub() router.Subscription[broker.Receiver] {
@@ -178,7 +211,7 @@ func (ss *Session) unsubscribe(p *packet.Unsubscribe) error {
 // subscribe, which keeps its RETAIN flag (MQTT-3.3.1-8).
 func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool {
 	srv := ss.srv
-	if sub.check.Load() && !ss.client.MayReceive(m.Subject) {
+	if !sub.mayReceive(ss, m.Subject) {
 		srv.stats.Denied.Add(1)
 		return false
 	}

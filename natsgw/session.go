@@ -1,9 +1,11 @@
 package natsgw
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,16 +85,42 @@ type subscription struct {
 	// check: the filter is wider than the subscriber's rules, so each
 	// delivery asks its auth.Client (auth.Filtered).
 	check atomic.Bool
+	// The last subject checked for this subscription and the answer, in
+	// memory a delivery touches anyway; under recvMu, as publishers on
+	// every loop deliver. Forgotten when the rules change.
+	recvMu    sync.Mutex
+	recvSubj  []byte
+	recvOK    bool
+	recvKnown bool
 }
 
 // mayReceive reports whether the subscriber's rules let a message on
 // subject reach it. Safe from any goroutine: the publisher's.
 func (sub *subscription) mayReceive(subject []byte) bool {
-	if !sub.check.Load() || sub.session.client.MayReceive(subject) {
+	if !sub.check.Load() {
 		return true
 	}
-	sub.session.srv.stats.PermissionDenials.Add(1)
-	return false
+	sub.recvMu.Lock()
+	ok, known := sub.recvOK, sub.recvKnown && bytes.Equal(sub.recvSubj, subject)
+	sub.recvMu.Unlock()
+	if !known {
+		ok = sub.session.client.MayReceive(subject)
+		sub.recvMu.Lock()
+		sub.recvSubj = append(sub.recvSubj[:0], subject...)
+		sub.recvOK, sub.recvKnown = ok, true
+		sub.recvMu.Unlock()
+	}
+	if !ok {
+		sub.session.srv.stats.PermissionDenials.Add(1)
+	}
+	return ok
+}
+
+// forgetReceive drops the remembered delivery decision.
+func (sub *subscription) forgetReceive() {
+	sub.recvMu.Lock()
+	sub.recvKnown = false
+	sub.recvMu.Unlock()
 }
 
 // connectOptions is CONNECT's object, the fields ledge acts on.
@@ -175,10 +203,18 @@ type Session struct {
 	authWait   bool
 	pending    auth.Pending
 	connectOpt connectOptions
-	// guarded: the client has rules or limits, so publishes are checked.
+	// guarded: the client has rules or limits, so publishes are checked;
+	// rated: it has a rate limit. pubSubj is the last subject published
+	// and pubOK its lasting answer (auth.Client.PublishDecision), kept
+	// until the rules change: a device publishes to one subject again and
+	// again, and this way asks nothing of its Client for it.
 	guarded    bool
+	rated      bool
 	maxPayload int64
 	maxSubs    int
+	pubSubj    []byte
+	pubOK      bool
+	pubKnown   bool
 	// curSubject is the subject being published, for skipMember.
 	curSubject []byte
 	// Input waits until throttleEnd, after a publish over the rate.
@@ -384,9 +420,7 @@ func (ss *Session) authenticated(cl *auth.Client, err error) error {
 		return ErrAuthorization
 	}
 	ss.client = cl
-	ss.guarded = !cl.Unrestricted()
-	lim := cl.Limits()
-	ss.maxPayload, ss.maxSubs = lim.MaxPayload, lim.MaxSubscriptions
+	ss.limitsChanged()
 	if lc := ss.lc; lc != nil {
 		cl.OnChange(func(err error) {
 			_ = lc.Do(func(c *lnet.Conn) { ss.rulesChanged(c, err) })
@@ -412,13 +446,12 @@ func (ss *Session) rulesChanged(c *lnet.Conn, err error) {
 		c.Close(ErrAuthorization)
 		return
 	}
-	ss.guarded = !cl.Unrestricted()
-	lim := cl.Limits()
-	ss.maxPayload, ss.maxSubs = lim.MaxPayload, lim.MaxSubscriptions
+	ss.limitsChanged()
 	for sid, sub := range ss.subs {
 		if sub.removed.Load() {
 			continue
 		}
+		sub.forgetReceive()
 		switch cl.Subscribe(sub.subject) {
 		case auth.Denied:
 			ss.srv.stats.PermissionDenials.Add(1)
@@ -474,18 +507,20 @@ func (ss *Session) publish(op *Op) error {
 		if ss.maxPayload > 0 && int64(size) > ss.maxPayload {
 			return ErrUserPayload
 		}
-		pause, err := ss.client.Rate(size)
-		if err != nil {
-			ss.srv.opts.Logger.Warn("nats: client disconnected for its publishing rate", "client", ss.id, "remote", ss.remote, "user", ss.client.User())
-			return ErrRateLimit
+		if ss.rated {
+			pause, err := ss.client.Rate(size)
+			if err != nil {
+				ss.srv.opts.Logger.Warn("nats: client disconnected for its publishing rate", "client", ss.id, "remote", ss.remote, "user", ss.client.User())
+				return ErrRateLimit
+			}
+			if pause > 0 && ss.lc != nil {
+				// Throttled: this message goes, the rest of the input waits.
+				ss.lc.PauseReading(pause)
+				ss.throttleEnd = time.Now().Add(pause)
+				stop = errStop
+			}
 		}
-		if pause > 0 && ss.lc != nil {
-			// Throttled: this message goes, the rest of the input waits.
-			ss.lc.PauseReading(pause)
-			ss.throttleEnd = time.Now().Add(pause)
-			stop = errStop
-		}
-		if !ss.client.MayPublish(op.Subject) {
+		if !ss.mayPublish(op.Subject) {
 			srv.stats.PermissionDenials.Add(1)
 			ss.client.Denied("publish", string(op.Subject))
 			ss.sendErr(publishViolation(op.Subject))
@@ -496,6 +531,29 @@ func (ss *Session) publish(op *Op) error {
 		return err
 	}
 	return stop
+}
+
+// mayPublish asks the client about a publish, remembering the lasting
+// answer for the last subject.
+func (ss *Session) mayPublish(subject []byte) bool {
+	if ss.pubKnown && bytes.Equal(ss.pubSubj, subject) {
+		return ss.pubOK
+	}
+	ok, lasting := ss.client.PublishDecision(subject)
+	if lasting {
+		ss.pubSubj = append(ss.pubSubj[:0], subject...)
+		ss.pubOK, ss.pubKnown = ok, true
+	}
+	return ok
+}
+
+// limitsChanged takes the client's limits into the session.
+func (ss *Session) limitsChanged() {
+	cl := ss.client
+	ss.guarded, ss.rated = !cl.Unrestricted(), cl.HasRateLimit()
+	lim := cl.Limits()
+	ss.maxPayload, ss.maxSubs = lim.MaxPayload, lim.MaxSubscriptions
+	ss.pubKnown = false
 }
 
 // route delivers a permitted publish.
