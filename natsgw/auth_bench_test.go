@@ -6,7 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/ledgemq/ledge/auth"
 )
@@ -123,5 +128,72 @@ func TestPublishWithRulesDoesNotAllocate(t *testing.T) {
 	pubs[3].Feed(msgs[3])
 	if !strings.HasPrefix(string(subs[3].out), "MSG site.dev-3.temp 1 16") {
 		t.Errorf("the subscriber got %q", subs[3].out)
+	}
+}
+
+// BenchmarkPublishDuringBadLogins is a client publishing to a subscriber
+// through the network while 100 connections keep trying wrong passwords
+// (bcrypt at its default cost, as ledge passwd writes it), against the same
+// without them: a flood of bad logins must not slow the clients that are
+// in. The figure is the ratio of the two rates.
+func BenchmarkPublishDuringBadLogins(b *testing.B) {
+	hash, err := auth.HashPassword("right", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := auth.Parse("bench", strings.NewReader("[user dev]\npassword = "+hash+"\n[user app]\ntoken = "+auth.TokenDigest("app")+"\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, flood := range []bool{false, true} {
+		name := "quiet"
+		if flood {
+			name = "100-bad-logins"
+		}
+		b.Run(name, func(b *testing.B) {
+			svc := auth.New(auth.Options{Policy: p, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			defer svc.Close()
+			g := startGateway(b, false, Options{Auth: svc}, "")
+			pub := connect(b, g.url, nats.Token("app"))
+			sub := connect(b, g.url, nats.Token("app"))
+			got := make(chan struct{}, 1024)
+			sub.Subscribe("telemetry", func(*nats.Msg) { got <- struct{}{} })
+			sub.Flush()
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var attempts atomic.Int64
+			if flood {
+				for range 100 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if nc, err := nats.Connect(g.url, nats.UserInfo("dev", "wrong"), nats.Timeout(5*time.Second), nats.NoReconnect()); err == nil {
+								nc.Close()
+							}
+							attempts.Add(1)
+						}
+					}()
+				}
+			}
+			payload := make([]byte, 128)
+			b.SetBytes(128)
+			b.ResetTimer()
+			for b.Loop() {
+				pub.Publish("telemetry", payload)
+				<-got
+			}
+			b.StopTimer()
+			close(stop)
+			wg.Wait()
+			if flood {
+				b.ReportMetric(float64(attempts.Load())/b.Elapsed().Seconds(), "bad-logins/s")
+			}
+		})
 	}
 }
