@@ -267,6 +267,32 @@ func (cl *Client) Subscribe(pattern string) Access {
 	return a
 }
 
+// Covers reports whether every subject the pattern (in the router's
+// grammar) matches may be received by the client: what a stream it
+// creates may capture, since it can read all of it back. Unlike
+// Subscribe it claims nothing, and it is safe from any goroutine.
+func (cl *Client) Covers(pattern string) bool {
+	if cl == nil {
+		return true
+	}
+	g := cl.g.Load()
+	if g.sub.all && !g.private {
+		return true
+	}
+	toks, err := splitPattern(pattern)
+	if err != nil || len(toks) > maxCheckDepth {
+		return false
+	}
+	canon := expandTail(toks)
+	if g.sub.subscribe(canon) != Allowed {
+		return false
+	}
+	if _, _, meets := inboxRelation(canon); meets && g.private {
+		return false
+	}
+	return true
+}
+
 // MayReceive reports whether a message on subject may be delivered to
 // this client: the check of a Filtered subscription's deliveries. It is
 // safe from any goroutine and allocates nothing for a cached subject.

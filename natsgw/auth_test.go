@@ -178,8 +178,9 @@ func TestJetStreamAPIFollowsPermissions(t *testing.T) {
 	g := startGateway(t, false, Options{Auth: newAuth(t, natsUsers+`
 [user js]
 password = plain:js
-publish = $JS.API.> orders.>
-subscribe = _INBOX.>
+publish = $JS.API.> orders.> secret.>
+subscribe = _INBOX.> orders.> other.>
+disk-quota = 10KB
 `), Broker: b}, "")
 	rc := dialRaw(t, g)
 	rc.send(t, "CONNECT {\"user\":\"dev-7\",\"pass\":\"pw7\",\"verbose\":false}\r\nPUB $JS.API.STREAM.CREATE.X _INBOX.r 2\r\n{}\r\nPING\r\n")
@@ -194,8 +195,29 @@ subscribe = _INBOX.>
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.AddStream(&nats.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+	si, err := js.AddStream(&nats.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}})
+	if err != nil {
 		t.Fatalf("a user with the API's subjects: %v", err)
+	}
+	// A stream without a limit gets what is left of the quota.
+	if si.Config.MaxBytes != 10000 {
+		t.Errorf("max bytes %d, want the quota", si.Config.MaxBytes)
+	}
+	// The quota is used up; and a stream may not capture what its
+	// creator may not read.
+	if _, err := js.AddStream(&nats.StreamConfig{Name: "MORE", Subjects: []string{"other.more"}, MaxBytes: 1}); err == nil || !strings.Contains(err.Error(), "insufficient storage") {
+		t.Errorf("over the quota: %v", err)
+	}
+	if _, err := js.AddStream(&nats.StreamConfig{Name: "SECRET", Subjects: []string{"secret.>"}}); err == nil || !strings.Contains(err.Error(), "permissions violation") {
+		t.Errorf("capturing what the user may not read: %v", err)
+	}
+	// An update keeps the owner and stays within the quota.
+	si.Config.MaxBytes = 5000
+	if _, err := js.UpdateStream(&si.Config); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if _, err := js.AddStream(&nats.StreamConfig{Name: "MORE", Subjects: []string{"other.more"}, MaxBytes: 5000}); err != nil {
+		t.Errorf("within what the update freed: %v", err)
 	}
 }
 
