@@ -76,7 +76,34 @@
 // nanoseconds (BenchmarkMayPublish, TestMayPublishAllocs). A decision
 // belongs to the grant it was made under, so a reload, which gives each
 // connection a new grant, invalidates them all without touching the
-// caches.
+// caches. With a thousand connections even that reaches into memory the
+// message does not otherwise touch, so PublishDecision says which answers
+// last until OnChange, and the gateways keep the last subject's answer in
+// the session and in each filtered subscription.
+//
+// # Plugging a gateway in
+//
+// A gateway takes an Authenticator in its options (nil: no auth) and:
+//
+//   - at its CONNECT (or login frame) builds a Request (protocol, remote
+//     address, user name and password or token, the MQTT client id, the
+//     connection's TLS state) and calls Authenticate; when the answer is
+//     pending it pauses the connection's input for about the login
+//     timeout and, in done, puts the result in a Pending and schedules on
+//     the connection's loop (lnet.Conn.Do) a function that Takes it,
+//     answers the login and calls ResumeReading; its close calls
+//     Pending.Abandon and Client.Close;
+//   - refuses a publish when MayPublish says no (with the protocol's
+//     answer and Client.Denied, which counts and logs), applies Limits and
+//     Rate;
+//   - relates each subscription to the rules with Subscribe: Denied is
+//     refused, Filtered is marked so that each delivery to it asks
+//     MayReceive (on the publisher's goroutine), Allowed needs nothing;
+//     NoteReply follows a delivered message's reply subject;
+//   - for queues and exchanges (AMQP, STOMP destinations) asks MayAccess;
+//   - sets OnChange, which after a reload either revokes the client (close
+//     with the protocol's answer) or asks it to re-check its
+//     subscriptions, in both cases through Conn.Do onto its own loop.
 //
 // # Reload
 //
