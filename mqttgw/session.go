@@ -123,13 +123,18 @@ type Session struct {
 	throttleEnd time.Time
 	maxPayload  int64
 	maxSubs     int
-	// rated: the client has a rate limit. pubSubj is the last subject
-	// published and pubOK its lasting answer, kept until the rules
-	// change: a device publishes to one topic again and again.
-	rated    bool
-	pubSubj  []byte
-	pubOK    bool
-	pubKnown bool
+	// rated: the client has a rate limit. pub is the last subject
+	// published and its lasting answer, kept until the rules change: a
+	// device publishes to one topic again and again.
+	rated bool
+	pub   pubMemo
+}
+
+// pubMemo remembers one subject's publish decision inside the session.
+type pubMemo struct {
+	n    int8 // length of subj; -1: nothing remembered (or too long)
+	ok   bool
+	subj [62]byte
 }
 
 // Open starts a session on a new connection.
@@ -138,6 +143,7 @@ func (s *Server) Open(c Conn, remote string) *Session {
 		srv:    s,
 		conn:   c,
 		remote: remote,
+		pub:    pubMemo{n: -1},
 		dec:    packet.Decoder{MaxPacketSize: s.opts.MaxPacketSize},
 	}
 }
@@ -518,19 +524,20 @@ func (ss *Session) limitsChanged() {
 	ss.guarded, ss.rated = !ss.client.Unrestricted(), ss.client.HasRateLimit()
 	lim := ss.client.Limits()
 	ss.maxPayload, ss.maxSubs = lim.MaxPayload, lim.MaxSubscriptions
-	ss.pubKnown = false
+	ss.pub.n = -1
 }
 
 // mayPublish asks the client about a publish, remembering the lasting
 // answer for the last subject.
 func (ss *Session) mayPublish(subject []byte) bool {
-	if ss.pubKnown && bytes.Equal(ss.pubSubj, subject) {
-		return ss.pubOK
+	m := &ss.pub
+	if int(m.n) == len(subject) && string(m.subj[:m.n]) == string(subject) {
+		return m.ok
 	}
 	ok, lasting := ss.client.PublishDecision(subject)
-	if lasting {
-		ss.pubSubj = append(ss.pubSubj[:0], subject...)
-		ss.pubOK, ss.pubKnown = ok, true
+	m.n = -1
+	if lasting && len(subject) <= len(m.subj) {
+		m.n, m.ok = int8(copy(m.subj[:], subject)), ok
 	}
 	return ok
 }

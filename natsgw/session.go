@@ -149,6 +149,11 @@ type Session struct {
 	id     uint64
 	remote string
 	parser Parser
+	// pub is the last subject published under rules and its lasting
+	// answer (auth.Client.PublishDecision), kept until the rules change:
+	// a device publishes to one subject again and again, and this way
+	// asks nothing of its Client for it, in memory the parse touches.
+	pub pubMemo
 
 	connected    bool // CONNECT was accepted
 	verbose      bool
@@ -204,17 +209,12 @@ type Session struct {
 	pending    auth.Pending
 	connectOpt connectOptions
 	// guarded: the client has rules or limits, so publishes are checked;
-	// rated: it has a rate limit. pubSubj is the last subject published
-	// and pubOK its lasting answer (auth.Client.PublishDecision), kept
-	// until the rules change: a device publishes to one subject again and
-	// again, and this way asks nothing of its Client for it.
+	// rated: it has a rate limit.
 	guarded    bool
 	rated      bool
 	maxPayload int64
 	maxSubs    int
-	pubSubj    []byte
-	pubOK      bool
-	pubKnown   bool
+
 	// curSubject is the subject being published, for skipMember.
 	curSubject []byte
 	// Input waits until throttleEnd, after a publish over the rate.
@@ -250,6 +250,7 @@ func (s *Server) Open(c Conn, remoteIP string) *Session {
 		subs:    make(map[string]*subscription),
 		sweepAt: minSweep,
 		parser:  Parser{MaxControlLine: s.opts.MaxControlLine, MaxPayload: s.opts.MaxPayload},
+		pub:     pubMemo{n: -1},
 	}
 	info, _ := json.Marshal(s.info(ss.id, remoteIP))
 	line := make([]byte, 0, len(info)+8)
@@ -533,16 +534,24 @@ func (ss *Session) publish(op *Op) error {
 	return stop
 }
 
+// pubMemo remembers one subject's publish decision inside the session.
+type pubMemo struct {
+	n    int8 // length of subj; -1: nothing remembered (or too long)
+	ok   bool
+	subj [62]byte
+}
+
 // mayPublish asks the client about a publish, remembering the lasting
 // answer for the last subject.
 func (ss *Session) mayPublish(subject []byte) bool {
-	if ss.pubKnown && bytes.Equal(ss.pubSubj, subject) {
-		return ss.pubOK
+	m := &ss.pub
+	if int(m.n) == len(subject) && string(m.subj[:m.n]) == string(subject) {
+		return m.ok
 	}
 	ok, lasting := ss.client.PublishDecision(subject)
-	if lasting {
-		ss.pubSubj = append(ss.pubSubj[:0], subject...)
-		ss.pubOK, ss.pubKnown = ok, true
+	m.n = -1
+	if lasting && len(subject) <= len(m.subj) {
+		m.n, m.ok = int8(copy(m.subj[:], subject)), ok
 	}
 	return ok
 }
@@ -553,7 +562,7 @@ func (ss *Session) limitsChanged() {
 	ss.guarded, ss.rated = !cl.Unrestricted(), cl.HasRateLimit()
 	lim := cl.Limits()
 	ss.maxPayload, ss.maxSubs = lim.MaxPayload, lim.MaxSubscriptions
-	ss.pubKnown = false
+	ss.pub.n = -1
 }
 
 // route delivers a permitted publish.
