@@ -371,7 +371,7 @@ func (cn *conn) authDone(c *lnet.Conn) {
 // connection.close 403 ACCESS_REFUSED, RabbitMQ's answer.
 func (cn *conn) loggedIn(cl *auth.Client, err error) error {
 	if err != nil {
-		cn.srv.opts.Logger.Info("amqp: login refused", "remote", cn.c.RemoteAddr().String(), "mechanism", cn.mech, "err", err)
+		// auth logs refusals, a flood of them within a budget.
 		return cn.fail(connErr(codeAccessRefused, "ACCESS_REFUSED - Login was refused using authentication mechanism "+cn.mech+". For details see the broker logfile."), connStartOk)
 	}
 	cn.client = cl

@@ -91,6 +91,7 @@ type Service struct {
 	denials  atomic.Int64
 	failures atomic.Int64
 	refused  refusalLog
+	refusals lineBudget
 }
 
 // Stats are the service's counters.
@@ -242,7 +243,9 @@ func (s *Service) authenticate(r *Request, register bool, done func(*Client, err
 		if !p.HasUsers() && isLoopback(remote) {
 			return s.admitAnonymous(p, r, remote, register)
 		}
-		s.limiter.fail(remote)
+		if !s.limiter.take(remote) {
+			return s.refuse(r, remote, ErrLoginRate, "")
+		}
 		return s.refuse(r, remote, ErrBadCredentials, "unknown token")
 	}
 	if r.Username == "" || !p.HasUsers() {
@@ -261,7 +264,7 @@ func (s *Service) authenticate(r *Request, register bool, done func(*Client, err
 		}
 		return cl, false, err
 	}
-	if !s.limiter.allow(remote) {
+	if !s.limiter.take(remote) {
 		return s.refuse(r, remote, ErrLoginRate, "")
 	}
 	req := *r
@@ -270,11 +273,11 @@ func (s *Service) authenticate(r *Request, register bool, done func(*Client, err
 		ok := bcrypt.CompareHashAndPassword([]byte(hash), req.Password) == nil && u != nil && hash != dummyHash
 		clear(req.Password)
 		if !ok {
-			s.limiter.fail(remote)
 			_, _, err := s.refuse(&req, remote, ErrBadCredentials, "")
 			done(nil, err)
 			return
 		}
+		s.limiter.refund(remote)
 		s.cache.remember(key, hash)
 		// The policy may have been reloaded while the check ran: admit
 		// under the one in force now, if the user is still the same.
@@ -397,9 +400,14 @@ func (s *Service) unregister(cl *Client) {
 	s.mu.Unlock()
 }
 
-// refuse counts and logs a refused login and returns its error.
+// refuse counts and logs a refused login and returns its error. A flood
+// of refusals is not a flood of lines: ten a window of ten seconds are
+// logged, and the next window starts with the count of the others.
 func (s *Service) refuse(r *Request, remote netip.Addr, err error, why string) (*Client, bool, error) {
 	s.failures.Add(1)
+	if !s.refusals.allow(s.log) {
+		return nil, false, err
+	}
 	attrs := []any{"proto", r.Protocol.String(), "remote", remote.String(), "err", err.Error()}
 	if r.Username != "" {
 		attrs = append(attrs, "user", r.Username)
@@ -535,10 +543,12 @@ func (c *passwordCache) remember(k [32]byte, hash string) {
 	c.m[k] = cacheEntry{hash: hash, at: time.Now()}
 }
 
-// failLimiter counts failed logins per address in a token bucket: a burst
-// of them is checked, then one per interval, and the rest are refused
-// without a check, so a password-guessing flood costs bcrypt time only at
-// that rate.
+// failLimiter bounds the password checks per address with a token bucket:
+// every check takes a token when it starts, and gives it back when the
+// password was right. So a burst of checks may run, even all at once (a
+// hundred connections trying together), then one per interval; the rest
+// are refused without a check, and a password-guessing flood costs bcrypt
+// time only at that rate.
 type failLimiter struct {
 	burst    float64
 	interval time.Duration
@@ -551,8 +561,8 @@ type failBucket struct {
 	last   time.Time
 }
 
-// maxFailAddrs bounds the addresses remembered; beyond it the quietest
-// are forgotten.
+// maxFailAddrs bounds the addresses remembered; beyond it those whose
+// buckets are full again are forgotten.
 const maxFailAddrs = 16384
 
 func newFailLimiter(burst int, interval time.Duration) *failLimiter {
@@ -564,20 +574,9 @@ func (l *failLimiter) refill(b *failBucket, now time.Time) {
 	b.last = now
 }
 
-// allow reports whether a login from a may be checked.
-func (l *failLimiter) allow(a netip.Addr) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.m[a]
-	if !ok {
-		return true
-	}
-	l.refill(b, time.Now())
-	return b.tokens >= 1
-}
-
-// fail counts a failed login from a.
-func (l *failLimiter) fail(a netip.Addr) {
+// take reports whether a password check from a may run, and takes its
+// token.
+func (l *failLimiter) take(a netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
@@ -590,15 +589,58 @@ func (l *failLimiter) fail(a netip.Addr) {
 					delete(l.m, k)
 				}
 			}
-			if len(l.m) >= maxFailAddrs {
-				return
-			}
 		}
 		b = &failBucket{tokens: l.burst, last: now}
-		l.m[a] = b
+		if len(l.m) < maxFailAddrs {
+			l.m[a] = b
+		}
 	}
 	l.refill(b, now)
-	b.tokens = max(b.tokens-1, -l.burst)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// refund gives the token of a check whose password was right back.
+func (l *failLimiter) refund(a netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := l.m[a]; ok {
+		b.tokens = min(l.burst, b.tokens+1)
+	}
+}
+
+// lineBudget lets a few log lines through per window and counts the rest.
+type lineBudget struct {
+	mu         sync.Mutex
+	start      time.Time
+	lines      int
+	suppressed int
+}
+
+const (
+	lineWindow     = 10 * time.Second
+	linesPerWindow = 10
+)
+
+func (b *lineBudget) allow(log *slog.Logger) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if now.Sub(b.start) >= lineWindow {
+		if b.suppressed > 0 {
+			log.Warn("auth: more logins refused than logged", "not_logged", b.suppressed, "since", b.start.Format(time.RFC3339))
+		}
+		b.start, b.lines, b.suppressed = now, 0, 0
+	}
+	if b.lines >= linesPerWindow {
+		b.suppressed++
+		return false
+	}
+	b.lines++
+	return true
 }
 
 // refusalLog says, at most once a minute, why clients from other

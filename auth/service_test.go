@@ -342,3 +342,29 @@ func TestPending(t *testing.T) {
 		t.Fatalf("%d clients leaked", n)
 	}
 }
+
+// Logins that arrive together take the burst between them: a hundred
+// connections guessing at once get a burst of checks, not a hundred.
+func TestConcurrentBadLoginsShareTheBurst(t *testing.T) {
+	s := New(Options{Policy: policy(t, "[user dev]\npassword = HASH\n"), Logger: quiet(), FailureBurst: 5, FailureInterval: time.Hour, Queue: 1000})
+	t.Cleanup(s.Close)
+	var wg sync.WaitGroup
+	checks := 0
+	for range 100 {
+		r := Request{Protocol: NATS, Remote: lan, Username: "dev", Password: []byte("guess")}
+		wg.Add(1)
+		_, pending, err := s.Authenticate(&r, func(*Client, error) { wg.Done() })
+		if pending {
+			checks++
+			continue
+		}
+		wg.Done()
+		if !errors.Is(err, ErrLoginRate) {
+			t.Fatalf("refused with %v", err)
+		}
+	}
+	wg.Wait()
+	if checks != 5 {
+		t.Fatalf("%d password checks for 100 logins at once, want the burst of 5", checks)
+	}
+}

@@ -496,7 +496,6 @@ func (ss *Session) admitted(cl *auth.Client, err error, user string) error {
 	srv := ss.srv
 	if err != nil {
 		srv.stats.AuthFailures.Add(1)
-		srv.opts.Logger.Info("mqtt: login refused", "remote", ss.remote, "user", user, "err", err)
 		pe := &packet.Error{Packet: packet.TypeConnect, Reason: packet.NotAuthorized, ReturnCode: packet.RefusedNotAuthorized, Msg: err.Error()}
 		switch {
 		case errors.Is(err, auth.ErrBadCredentials):

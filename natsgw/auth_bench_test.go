@@ -1,13 +1,15 @@
 package natsgw
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,11 +133,61 @@ func TestPublishWithRulesDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// BenchmarkPublishDuringBadLogins is a client publishing to a subscriber
-// through the network while 100 connections keep trying wrong passwords
-// (bcrypt at its default cost, as ledge passwd writes it), against the same
-// without them: a flood of bad logins must not slow the clients that are
-// in. The figure is the ratio of the two rates.
+var (
+	badLogin  = []byte("CONNECT {\"user\":\"dev\",\"pass\":\"wrong\"}\r\nPING\r\n")
+	goodLogin = []byte("CONNECT {\"auth_token\":\"app\"}\r\nPING\r\n")
+)
+
+// TestHelperBadLogins is the attackers of BenchmarkPublishDuringBadLogins,
+// in a process of their own (on one core: GOMAXPROCS=1), as they would be
+// on other machines: 100 connections trying a wrong password in a loop,
+// each a raw client that sends CONNECT, reads the refusal and dials again.
+func TestHelperBadLogins(t *testing.T) {
+	addr := os.Getenv("LEDGE_BADLOGIN_ADDR")
+	if addr == "" {
+		t.Skip("only run as BenchmarkPublishDuringBadLogins's child")
+	}
+	login := badLogin
+	if os.Getenv("LEDGE_BADLOGIN_GOOD") != "" {
+		login = goodLogin
+	}
+	fmt.Println("ready")
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				c.Write(login)
+				if len(login) == len(goodLogin) {
+					// In: read INFO and the PONG, and leave.
+					r := bufio.NewReader(c)
+					r.ReadString('\n')
+					r.ReadString('\n')
+				} else {
+					io.Copy(io.Discard, c) // INFO, the -ERR, then the close
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkPublishDuringBadLogins is a client making round trips through
+// the gateway while 100 connections of another process keep trying wrong
+// passwords (bcrypt at its default cost, as ledge passwd writes it),
+// against the same without them: a flood of bad logins must not slow the
+// clients that are in more than the connections themselves cost. The
+// figures are the round trip and the rate of refused logins; the same
+// churn of connections that log in rightly ("100-reconnects") is what the
+// connections alone cost.
 func BenchmarkPublishDuringBadLogins(b *testing.B) {
 	hash, err := auth.HashPassword("right", 0)
 	if err != nil {
@@ -145,12 +197,9 @@ func BenchmarkPublishDuringBadLogins(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, flood := range []bool{false, true} {
-		name := "quiet"
-		if flood {
-			name = "100-bad-logins"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"quiet", "100-reconnects", "100-bad-logins"} {
+		flood := mode != "quiet"
+		b.Run(mode, func(b *testing.B) {
 			svc := auth.New(auth.Options{Policy: p, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			defer svc.Close()
 			g := startGateway(b, false, Options{Auth: svc}, "")
@@ -159,28 +208,23 @@ func BenchmarkPublishDuringBadLogins(b *testing.B) {
 			got := make(chan struct{}, 1024)
 			sub.Subscribe("telemetry", func(*nats.Msg) { got <- struct{}{} })
 			sub.Flush()
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			var attempts atomic.Int64
 			if flood {
-				for range 100 {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for {
-							select {
-							case <-stop:
-								return
-							default:
-							}
-							if nc, err := nats.Connect(g.url, nats.UserInfo("dev", "wrong"), nats.Timeout(5*time.Second), nats.NoReconnect()); err == nil {
-								nc.Close()
-							}
-							attempts.Add(1)
-						}
-					}()
+				cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBadLogins$")
+				cmd.Env = append(os.Environ(), "LEDGE_BADLOGIN_ADDR="+g.ln.Addr().String(), "GOMAXPROCS=1")
+				if mode == "100-reconnects" {
+					cmd.Env = append(cmd.Env, "LEDGE_BADLOGIN_GOOD=1")
 				}
+				out, _ := cmd.StdoutPipe()
+				if err := cmd.Start(); err != nil {
+					b.Fatal(err)
+				}
+				defer func() { cmd.Process.Kill(); cmd.Wait() }()
+				bufio.NewReader(out).ReadString('\n')
+				// Past the burst the limiter allows.
+				time.Sleep(500 * time.Millisecond)
 			}
+			before := g.srv.Stats().AuthFailures.Load()
+			conns := g.ln.Stats().ConnsTotal
 			payload := make([]byte, 128)
 			b.SetBytes(128)
 			b.ResetTimer()
@@ -189,10 +233,9 @@ func BenchmarkPublishDuringBadLogins(b *testing.B) {
 				<-got
 			}
 			b.StopTimer()
-			close(stop)
-			wg.Wait()
 			if flood {
-				b.ReportMetric(float64(attempts.Load())/b.Elapsed().Seconds(), "bad-logins/s")
+				b.ReportMetric(float64(g.srv.Stats().AuthFailures.Load()-before)/b.Elapsed().Seconds(), "bad-logins/s")
+				b.ReportMetric(float64(g.ln.Stats().ConnsTotal-conns)/b.Elapsed().Seconds(), "conns/s")
 			}
 		})
 	}

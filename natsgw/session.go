@@ -417,7 +417,7 @@ func (ss *Session) authDone(c *lnet.Conn) {
 // authenticated ends CONNECT with the authentication's result.
 func (ss *Session) authenticated(cl *auth.Client, err error) error {
 	if err != nil {
-		ss.srv.opts.Logger.Info("nats: authorization failed", "client", ss.id, "remote", ss.remote, "user", ss.connectOpt.User, "err", err)
+		// auth logs refusals, a flood of them within a budget.
 		return ErrAuthorization
 	}
 	ss.client = cl
