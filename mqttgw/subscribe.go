@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,11 +38,8 @@ type subscription struct {
 	// delivery asks its auth.Client (auth.Filtered). The last subject
 	// asked and its answer are kept here, under recvMu (publishers on
 	// every loop deliver), until the rules change.
-	check     atomic.Bool
-	recvMu    sync.Mutex
-	recvSubj  []byte
-	recvOK    bool
-	recvKnown bool
+	check atomic.Bool
+	recv  recvMemo
 }
 
 // mayReceive reports whether the session's rules let a message on subject
@@ -52,24 +48,47 @@ func (sub *subscription) mayReceive(ss *Session, subject []byte) bool {
 	if !sub.check.Load() {
 		return true
 	}
-	sub.recvMu.Lock()
-	ok, known := sub.recvOK, sub.recvKnown && bytes.Equal(sub.recvSubj, subject)
-	sub.recvMu.Unlock()
-	if !known {
-		ok = ss.client.MayReceive(subject)
-		sub.recvMu.Lock()
-		sub.recvSubj = append(sub.recvSubj[:0], subject...)
-		sub.recvOK, sub.recvKnown = ok, true
-		sub.recvMu.Unlock()
+	return sub.recv.decide(subject, ss.client)
+}
+
+// forgetReceive drops the remembered delivery decision.
+func (sub *subscription) forgetReceive() { sub.recv.forget() }
+
+// recvMemo remembers a filtered subscription's delivery decision for the
+// subject it last saw twice in a row: a hit is one atomic load and a
+// compare, and a stream of always new subjects allocates nothing (the
+// Client's own cache answers them).
+type recvMemo struct {
+	last     atomic.Pointer[recvDecision]
+	lastMiss atomic.Uint32
+}
+
+type recvDecision struct {
+	subject string
+	ok      bool
+}
+
+func (m *recvMemo) decide(subject []byte, cl *auth.Client) bool {
+	if d := m.last.Load(); d != nil && d.subject == string(subject) {
+		return d.ok
+	}
+	ok := cl.MayReceive(subject)
+	h := fnv32(subject)
+	if m.lastMiss.Swap(h) == h {
+		m.last.Store(&recvDecision{subject: string(subject), ok: ok})
 	}
 	return ok
 }
 
-// forgetReceive drops the remembered delivery decision.
-func (sub *subscription) forgetReceive() {
-	sub.recvMu.Lock()
-	sub.recvKnown = false
-	sub.recvMu.Unlock()
+func (m *recvMemo) forget() { m.last.Store(nil) }
+
+func fnv32(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
 }
 
 func (sub *subscription) routerSub() router.Subscription[broker.Receiver] {

@@ -1,11 +1,9 @@
 package natsgw
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,13 +83,10 @@ type subscription struct {
 	// check: the filter is wider than the subscriber's rules, so each
 	// delivery asks its auth.Client (auth.Filtered).
 	check atomic.Bool
-	// The last subject checked for this subscription and the answer, in
-	// memory a delivery touches anyway; under recvMu, as publishers on
-	// every loop deliver. Forgotten when the rules change.
-	recvMu    sync.Mutex
-	recvSubj  []byte
-	recvOK    bool
-	recvKnown bool
+	// recv is the last subject checked for this subscription and its
+	// answer, in memory a delivery touches anyway, read by publishers on
+	// every loop without a lock; nil after the rules change.
+	recv recvMemo
 }
 
 // mayReceive reports whether the subscriber's rules let a message on
@@ -100,16 +95,7 @@ func (sub *subscription) mayReceive(subject []byte) bool {
 	if !sub.check.Load() {
 		return true
 	}
-	sub.recvMu.Lock()
-	ok, known := sub.recvOK, sub.recvKnown && bytes.Equal(sub.recvSubj, subject)
-	sub.recvMu.Unlock()
-	if !known {
-		ok = sub.session.client.MayReceive(subject)
-		sub.recvMu.Lock()
-		sub.recvSubj = append(sub.recvSubj[:0], subject...)
-		sub.recvOK, sub.recvKnown = ok, true
-		sub.recvMu.Unlock()
-	}
+	ok := sub.recv.decide(subject, sub.session.client)
 	if !ok {
 		sub.session.srv.stats.PermissionDenials.Add(1)
 	}
@@ -117,10 +103,43 @@ func (sub *subscription) mayReceive(subject []byte) bool {
 }
 
 // forgetReceive drops the remembered delivery decision.
-func (sub *subscription) forgetReceive() {
-	sub.recvMu.Lock()
-	sub.recvKnown = false
-	sub.recvMu.Unlock()
+func (sub *subscription) forgetReceive() { sub.recv.forget() }
+
+// recvMemo remembers a filtered subscription's delivery decision for the
+// subject it last saw twice in a row: a hit is one atomic load and a
+// compare, and a stream of always new subjects allocates nothing (the
+// Client's own cache answers them).
+type recvMemo struct {
+	last     atomic.Pointer[recvDecision]
+	lastMiss atomic.Uint32
+}
+
+type recvDecision struct {
+	subject string
+	ok      bool
+}
+
+func (m *recvMemo) decide(subject []byte, cl *auth.Client) bool {
+	if d := m.last.Load(); d != nil && d.subject == string(subject) {
+		return d.ok
+	}
+	ok := cl.MayReceive(subject)
+	h := fnv32(subject)
+	if m.lastMiss.Swap(h) == h {
+		m.last.Store(&recvDecision{subject: string(subject), ok: ok})
+	}
+	return ok
+}
+
+func (m *recvMemo) forget() { m.last.Store(nil) }
+
+func fnv32(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
 }
 
 // connectOptions is CONNECT's object, the fields ledge acts on.
@@ -155,7 +174,17 @@ type Session struct {
 	// asks nothing of its Client for it, in memory the parse touches.
 	pub pubMemo
 
-	connected    bool // CONNECT was accepted
+	connected bool // CONNECT was accepted
+	// authWait holds the input while the CONNECT's password is checked;
+	// until throttleEnd (after a publish over the rate) it waits too.
+	// Here, beside what every Feed reads.
+	authWait    bool
+	throttleEnd time.Time
+	// guarded: the client has rules or limits, so publishes are checked;
+	// rated: it has a rate limit.
+	guarded      bool
+	rated        bool
+	maxPayload   int64
 	verbose      bool
 	pedantic     bool
 	echo         bool
@@ -205,20 +234,12 @@ type Session struct {
 	// input while the check runs; pending carries its result to the loop.
 	client     *auth.Client
 	lc         *lnet.Conn
-	authWait   bool
 	pending    auth.Pending
 	connectOpt connectOptions
-	// guarded: the client has rules or limits, so publishes are checked;
-	// rated: it has a rate limit.
-	guarded    bool
-	rated      bool
-	maxPayload int64
 	maxSubs    int
 
 	// curSubject is the subject being published, for skipMember.
 	curSubject []byte
-	// Input waits until throttleEnd, after a publish over the rate.
-	throttleEnd time.Time
 }
 
 // throttledNow reports whether the input must wait out a throttle: the
@@ -270,7 +291,7 @@ func (ss *Session) ID() uint64 { return ss.id }
 // caller must close the connection after flushing it.
 func (ss *Session) Feed(in []byte) (consumed int, err error) {
 	ss.active = true
-	if ss.authWait || ss.throttledNow() {
+	if ss.authWait || (!ss.throttleEnd.IsZero() && ss.throttledNow()) {
 		// The CONNECT's password is being checked, or a throttle runs:
 		// what follows waits (the transport holds it and presents it
 		// again).
