@@ -247,3 +247,50 @@ func TestAMQPS(t *testing.T) {
 	must(t, err)
 	must(t, ch.QueueBind(q.Name, "site.cert-app.#", "amq.topic", false, nil))
 }
+
+// A reload that narrows a user's subscribe rules removes the amq.topic
+// bindings its connection made outside them: nothing flows on the old
+// grant.
+func TestReloadRemovesTopicBindings(t *testing.T) {
+	pw, _ := auth.HashPassword("pw7", 4)
+	root, _ := auth.HashPassword("root", 4)
+	users := strings.NewReplacer("plain:pw7", pw, "plain:root", root).Replace(amqpUsers)
+	svc := newAuth(t, users)
+	g := startGateway(t, Options{Auth: svc}, "")
+	_, ch := dialAs(t, g, "dev-7", "pw7")
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	must(t, err)
+	must(t, ch.QueueBind(q.Name, "site.dev-7.#", "amq.topic", false, nil))
+	must(t, ch.QueueBind(q.Name, "site.dev-7.temp", "amq.topic", false, nil))
+	msgs, err := ch.Consume(q.Name, "", true, false, false, false, nil)
+	must(t, err)
+
+	svc.Reload(authtest.Policy(t, `
+[user dev-7]
+password = `+pw+`
+subscribe = site.dev-7.temp
+[user root]
+password = `+root+`
+roles = admin
+`))
+	_, rch := dialAs(t, g, "root", "root")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// Until the wide binding is gone, "other" still arrives.
+		publish(t, rch, "amq.topic", "site.dev-7.other", text("old grant"))
+		publish(t, rch, "amq.topic", "site.dev-7.temp", text("allowed"))
+		d1 := recv(t, msgs)
+		if string(d1.Body) == "allowed" {
+			select {
+			case d2 := <-msgs:
+				t.Fatalf("after the reload: %q", d2.Body)
+			case <-time.After(200 * time.Millisecond):
+			}
+			return
+		}
+		recv(t, msgs)
+		if time.Now().After(deadline) {
+			t.Fatal("the binding outside the new rules was not removed")
+		}
+	}
+}
