@@ -133,6 +133,7 @@ func (c *Consumer) update(cfg ConsumerConfig, action ConsumerAction) (*Consumer,
 		s.mu.Lock()
 		c.filterp.Store(&f)
 		c.numPending.Store(int64(s.countFromLocked(c, c.next.Load())))
+		s.recountOwedLocked(c)
 		s.mu.Unlock()
 	}
 	c.cfg = cfg
@@ -433,6 +434,7 @@ func (s *Stream) loadConsumersLocked() error {
 			return err
 		}
 		c.numPending.Store(int64(s.countFromLocked(c, c.next.Load())))
+		s.recountOwedLocked(c)
 		s.consumers[cfg.Name] = c
 		if s.retention == WorkQueuePolicy {
 			s.settleWorkQueueLocked(c)
@@ -453,7 +455,7 @@ func (s *Stream) settleWorkQueueLocked(c *Consumer) {
 		if seq >= end {
 			return false
 		}
-		if c.filter().matches(rec.Subject) && c.pending[seq] == nil {
+		if c.filter().matches(rec.Subject) && c.pending[seq] == nil && !c.owesLocked(seq) {
 			gone = append(gone, seq)
 		}
 		return true
