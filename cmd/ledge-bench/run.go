@@ -161,6 +161,13 @@ func (r *runner) dial(ctx context.Context, role string, n int) (Client, error) {
 		KeepAlive:    cfg.keepAlive,
 		Window:       cfg.inflight,
 		Persistent:   cfg.persistent && role == "receiver",
+
+		Exchange:      cfg.exchange,
+		Durable:       cfg.durable,
+		Confirm:       cfg.confirm && role == "publisher",
+		Prefetch:      cfg.prefetch,
+		AutoAck:       cfg.autoAck,
+		DirectReplyTo: cfg.replyTo == "direct",
 	})
 }
 
@@ -307,7 +314,13 @@ func (r *runner) subscribe(ctx context.Context, rc *receiver) error {
 		rc.sub, err = rc.client.Subscribe(rc.filter, queue, func(_, reply string, data []byte) {
 			r.received(rc, data, time.Now().UnixNano())
 			if reply != "" {
-				if err := rc.client.Publish(reply, data); err != nil {
+				var err error
+				if rp, ok := rc.client.(replier); ok {
+					err = rp.Reply(reply, data)
+				} else {
+					err = rc.client.Publish(reply, data)
+				}
+				if err != nil {
 					r.fail(fmt.Errorf("reply: %w", err))
 				}
 			}

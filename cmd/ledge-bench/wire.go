@@ -42,7 +42,10 @@ type loopConn interface {
 // scratch is the decoding space of one transport goroutine, a field per
 // protocol, so that a connection costs no decoder state while idle.
 type scratch struct {
-	mqtt packet.Packet
+	mqtt        packet.Packet
+	amqpFrame   amqpFrame
+	amqpMethod  amqpMethod
+	amqpContent amqpContent
 }
 
 // wireConn is the state of a lean client's connection that its transport
