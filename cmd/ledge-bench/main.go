@@ -288,14 +288,17 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 			}
 		}
 	}
-	if c.proto != "mqtt" && c.proto != "amqp" {
+	// AMQP's flags go by the dialect, so that the tests' amqp091-go
+	// client takes them too.
+	isAMQP := c.dialect == amqpDialect
+	if c.proto != "mqtt" && !isAMQP {
 		for _, name := range []string{"keepalive", "inflight"} {
 			if set[name] {
 				return nil, usagef("-%s applies only to -proto mqtt and amqp", name)
 			}
 		}
 	}
-	if c.proto != "amqp" {
+	if !isAMQP {
 		for _, name := range []string{"exchange", "durable", "confirm", "prefetch", "auto-ack", "reply-to"} {
 			if set[name] {
 				return nil, usagef("-%s applies only to -proto amqp", name)

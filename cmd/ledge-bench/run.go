@@ -424,6 +424,17 @@ func split(n uint64, k int) []uint64 {
 	return out
 }
 
+// quota is how many messages p sends in this phase, when bounded: its
+// share of -count in the measured phase (which may be none, when -count
+// is smaller than the publishers), no limit in the warm-up or without
+// -count.
+func (r *runner) quota(p *publisher, warmup bool) (n uint64, bounded bool) {
+	if warmup || r.cfg.count == 0 || r.s.kind == kindStoreCons {
+		return 0, false
+	}
+	return p.quota, true
+}
+
 // publishAll runs every publisher until its quota is sent or ctx is done.
 // Paced plain publishers beyond schedThreshold share schedWorkers
 // goroutines (sched.go): ten thousand simulated devices sending once every
@@ -473,10 +484,7 @@ type pendingAck struct {
 
 func (r *runner) publish(ctx context.Context, p *publisher, warmup bool) {
 	cfg := r.cfg
-	quota := p.quota
-	if warmup {
-		quota = 0
-	}
+	quota, bounded := r.quota(p, warmup)
 	pace := newPacer(cfg.rate, float64(p.idx)/float64(len(r.pubs)))
 	buf := newPayload(cfg.size)
 
@@ -491,7 +499,7 @@ func (r *runner) publish(ctx context.Context, p *publisher, warmup bool) {
 		defer func() { close(acks); <-ackDone }()
 	}
 
-	for seq := uint64(0); quota == 0 || seq < quota; seq++ {
+	for seq := uint64(0); !bounded || seq < quota; seq++ {
 		if pace.wait(ctx) != nil {
 			return
 		}
