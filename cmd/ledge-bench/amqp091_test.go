@@ -233,7 +233,7 @@ func BenchmarkAMQPClient(b *testing.B) {
 		} {
 			b.Run(tc.name+"/"+mode.name, func(b *testing.B) {
 				args := append([]string{"-proto", tc.proto, "-scenario", "queue", "-pubs", "4", "-subs", "4",
-					"-subject", "bench-clients", "-exchange", "", "-count", fmt.Sprint(b.N), "-timeout", "30s"}, mode.args...)
+					"-subject", "bench-clients-" + mode.name, "-exchange", "", "-count", fmt.Sprint(b.N), "-timeout", "30s"}, mode.args...)
 				cfg, err := parseArgs(append([]string{"-url", url, "-quiet"}, args...), os.Stderr)
 				if err != nil {
 					b.Fatal(err)
