@@ -6,8 +6,9 @@
 # streams), mqtt.sh (ledge vs mosquitto and nats-server, MQTT), amqp.sh
 # (ledge vs RabbitMQ, AMQP 0-9-1), and stomp.sh once it exists. Each
 # script installs its peers, alternates ledge and the peer, and prints its
-# markdown tables; compare.sh puts them together with the limits in benchmarks/out/compare-<time>.md and, with
-# APPEND_RESULTS=1, appends that report to benchmarks/RESULTS.md.
+# markdown tables; compare.sh puts them together with the limits in
+# benchmarks/out/compare-<time>.md and, with APPEND_RESULTS=1, appends that
+# report to benchmarks/RESULTS.md.
 #
 # Physical limits, so that a broker's figure can be read against the
 # machine's:
