@@ -184,3 +184,10 @@ func (cn *conn) countOutLocked(size int) {
 	cn.srv.stats.OutMsgs.Add(1)
 	cn.srv.stats.OutBytes.Add(int64(size))
 }
+
+// ConnCount returns the number of open connections.
+func (s *Server) ConnCount() int {
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	return len(s.conns.conns)
+}
