@@ -7,9 +7,11 @@
 //
 // The monitor owns no state of the broker. The program that assembles the
 // broker hands it Sources: the broker, each gateway as a Protocol of a
-// few functions (so gateways know nothing of monitoring, and a protocol is
-// added in a few lines), the listeners, the bridge's status and the logs'
-// latency histograms. Every answer is read from them when it is asked
+// few functions over the accessors in the gateway's stats.go (NATS, MQTT
+// and AMQP in protocols.go: gateways know nothing of monitoring, and a
+// protocol is one function there and one line where the broker is put
+// together), the listeners, the bridge's status and the logs' latency
+// histograms. Every answer is read from them when it is asked
 // for; nothing is collected while nobody looks. The only memory the
 // monitor keeps is the previous reading of each counter it turns into a
 // rate, forgotten when nobody has asked for it for five minutes.
