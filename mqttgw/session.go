@@ -287,7 +287,7 @@ func (ss *Session) connect(c *packet.Connect) error {
 		ss.will = ss.newWill(c)
 	}
 
-	ss.mon.user = string(c.Username)
+	ss.mon.user, ss.mon.persistent = string(c.Username), ss.persistent()
 	present, rec := srv.attach(ss)
 	ss.connected = true
 	srv.stats.Connections.Add(1)

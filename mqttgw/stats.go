@@ -20,9 +20,12 @@ import (
 type sessionStats struct {
 	inMsgs  atomic.Int64
 	outMsgs int64
-	// user is the CONNECT's user name, set before the session joins the
-	// client table and never changed.
-	user string
+	// user is the CONNECT's user name and persistent whether the session
+	// outlives the connection, set before the session joins the client
+	// table and never changed (a 5.0 DISCONNECT may change the expiry
+	// on the loop; monitoring does not read it there).
+	user       string
+	persistent bool
 }
 
 // ConnInfo is one connected MQTT session as monitoring shows it.
@@ -68,7 +71,7 @@ func (ss *Session) netConn() (*lnet.Conn, bool) {
 func (ss *Session) info() ConnInfo {
 	ci := ConnInfo{
 		ClientID: ss.clientID, IP: ss.remote, User: ss.mon.user, Version: ss.level.String(),
-		Clean: ss.clean, Persistent: ss.persistent(), KeepAlive: ss.keepAlive,
+		Clean: ss.clean, Persistent: ss.mon.persistent, KeepAlive: ss.keepAlive,
 		InMsgs: ss.mon.inMsgs.Load(),
 	}
 	ss.outMu.Lock()
