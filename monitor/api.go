@@ -366,9 +366,6 @@ func (s *Server) handleConnection(w http.ResponseWriter, r *http.Request) error 
 // monitoring API, as the gateway's logs show it.
 var errClosedByOperator = errors.New("closed by an operator through the monitoring API")
 
-// ErrClosedByOperator is the reason given to a gateway's Close.
-func ErrClosedByOperator() error { return errClosedByOperator }
-
 func (s *Server) handleCloseConnection(w http.ResponseWriter, r *http.Request) error {
 	src := s.sources(w)
 	if src == nil {

@@ -26,7 +26,7 @@ func NATS(gw *natsgw.Server) Protocol {
 				mc := Conn{ID: c.ID, Name: c.Name, Addr: c.IP, User: c.User, Lang: c.Lang, Version: c.Version,
 					Subscriptions: c.Subscriptions, InMsgs: c.InMsgs, OutMsgs: c.OutMsgs}
 				if c.Network {
-					mc.FromNet(c.Remote, c.Net, c.Pending)
+					mc.fromNet(c.Remote, c.Net, c.Pending)
 				}
 				out = append(out, mc)
 			}
@@ -62,7 +62,7 @@ func MQTT(gw *mqttgw.Server) Protocol {
 					KeepAlive: c.KeepAlive.Seconds(), Clean: c.Clean, Persistent: c.Persistent, WebSocket: c.WebSocket,
 					Inflight: c.Inflight, Queued: c.Queued}
 				if c.Network {
-					mc.FromNet(c.Remote, c.Net, c.Pending)
+					mc.fromNet(c.Remote, c.Net, c.Pending)
 				}
 				out = append(out, mc)
 			}
@@ -102,7 +102,7 @@ func AMQP(gw *amqpgw.Server) Protocol {
 			for _, c := range gw.Conns() {
 				mc := Conn{ID: c.ID, Name: c.Name, User: c.User, Lang: c.Product, Version: c.Version,
 					ProtocolVersion: "0-9-1", Channels: c.Channels, InMsgs: c.InMsgs, OutMsgs: c.OutMsgs}
-				mc.FromNet(c.Remote, c.Net, c.Pending)
+				mc.fromNet(c.Remote, c.Net, c.Pending)
 				out = append(out, mc)
 			}
 			return out

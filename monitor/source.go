@@ -120,9 +120,9 @@ type Conn struct {
 	Subjects   []string `json:"subscriptions_list,omitempty"`
 }
 
-// FromNet fills Addr, InBytes, OutBytes, PendingBytes, Start and
+// fromNet fills Addr, InBytes, OutBytes, PendingBytes, Start and
 // LastActivity from the network layer's view of the connection.
-func (c *Conn) FromNet(remote string, st lnet.ConnStats, pending int) {
+func (c *Conn) fromNet(remote string, st lnet.ConnStats, pending int) {
 	c.Addr, c.InBytes, c.OutBytes, c.PendingBytes = remote, int64(st.BytesIn), int64(st.BytesOut), pending
 	c.Start, c.LastActivity = st.Opened, st.LastRead
 }
