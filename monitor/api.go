@@ -33,6 +33,7 @@ type ProtocolInfo struct {
 	InBytesRate    float64 `json:"in_bytes_per_sec"`
 	OutBytesRate   float64 `json:"out_bytes_per_sec"`
 	SlowConsumers  int64   `json:"slow_consumers"`
+	Dropped        int64   `json:"dropped_messages"`
 	AuthFailures   int64   `json:"auth_failures"`
 	ProtocolErrors int64   `json:"protocol_errors"`
 }
@@ -97,6 +98,24 @@ type ServerInfo struct {
 	Role string `json:"role"`
 }
 
+// totals reads a protocol's counters, with the slow consumers its
+// listeners cut off.
+func totals(src *Sources, pr *Protocol) Totals {
+	t := pr.Totals()
+	var cut uint64
+	found := false
+	for _, l := range src.Listeners {
+		if l.Protocol == pr.Name {
+			cut += l.Stats().SlowConsumers
+			found = true
+		}
+	}
+	if found {
+		t.SlowConsumers = int64(cut)
+	}
+	return t
+}
+
 func (s *Server) role(r *http.Request) Role {
 	if s.opts.Access == nil {
 		return RoleAdmin
@@ -127,11 +146,12 @@ func (s *Server) serverInfo(src *Sources, r *http.Request, now time.Time) Server
 		Sync: src.Sync, Role: s.role(r).String(),
 	}
 	info.CPUPercent = 100 * s.rates.observe("cpu", now, info.CPUSeconds)
-	for _, pr := range src.Protocols {
-		t := pr.Totals()
+	for i := range src.Protocols {
+		pr := &src.Protocols[i]
+		t := totals(src, pr)
 		pi := ProtocolInfo{Name: pr.Name, Connections: t.Connections, InMsgs: t.InMsgs, OutMsgs: t.OutMsgs,
-			InBytes: t.InBytes, OutBytes: t.OutBytes, SlowConsumers: t.SlowConsumers, AuthFailures: t.AuthFailures,
-			ProtocolErrors: t.ProtocolErrors}
+			InBytes: t.InBytes, OutBytes: t.OutBytes, SlowConsumers: t.SlowConsumers, Dropped: t.Dropped,
+			AuthFailures: t.AuthFailures, ProtocolErrors: t.ProtocolErrors}
 		key := "proto/" + pr.Name + "/"
 		pi.InMsgsRate = s.rates.observe(key+"in", now, float64(t.InMsgs))
 		pi.OutMsgsRate = s.rates.observe(key+"out", now, float64(t.OutMsgs))

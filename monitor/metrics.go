@@ -92,14 +92,14 @@ func (s *Server) writeMetrics(e *expo, src *Sources, now time.Time) {
 }
 
 func (s *Server) protocolMetrics(e *expo, src *Sources) {
-	totals := make([]Totals, len(src.Protocols))
-	for i, pr := range src.Protocols {
-		totals[i] = pr.Totals()
+	all := make([]Totals, len(src.Protocols))
+	for i := range src.Protocols {
+		all[i] = totals(src, &src.Protocols[i])
 	}
 	fam := func(name, typ, help string, v func(t *Totals) int64) {
 		e.family(name, typ, help)
 		for i, pr := range src.Protocols {
-			e.sample(name, float64(v(&totals[i])), "protocol", pr.Name)
+			e.sample(name, float64(v(&all[i])), "protocol", pr.Name)
 		}
 	}
 	fam("ledge_connections", "gauge", "Open client connections.", func(t *Totals) int64 { return int64(t.Connections) })
@@ -107,7 +107,8 @@ func (s *Server) protocolMetrics(e *expo, src *Sources) {
 	fam("ledge_messages_sent_total", "counter", "Messages delivered to clients.", func(t *Totals) int64 { return t.OutMsgs })
 	fam("ledge_received_bytes_total", "counter", "Payload bytes of the messages received from clients.", func(t *Totals) int64 { return t.InBytes })
 	fam("ledge_sent_bytes_total", "counter", "Payload bytes of the messages delivered to clients.", func(t *Totals) int64 { return t.OutBytes })
-	fam("ledge_slow_consumers_total", "counter", "Deliveries refused because a client's outbound queue was full; the network layer then cuts it off.", func(t *Totals) int64 { return t.SlowConsumers })
+	fam("ledge_slow_consumers_total", "counter", "Connections cut off for falling behind their outbound limit.", func(t *Totals) int64 { return t.SlowConsumers })
+	fam("ledge_dropped_messages_total", "counter", "Messages dropped because a client's queue was full.", func(t *Totals) int64 { return t.Dropped })
 	fam("ledge_auth_failures_total", "counter", "Connections refused for bad credentials.", func(t *Totals) int64 { return t.AuthFailures })
 	fam("ledge_protocol_errors_total", "counter", "Connections closed for violating their protocol.", func(t *Totals) int64 { return t.ProtocolErrors })
 }

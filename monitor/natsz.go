@@ -152,8 +152,8 @@ func (s *Server) handleVarz(w http.ResponseWriter, _ *http.Request) error {
 		v.AuthTimeout = n.AuthTimeout.Seconds()
 		v.MaxControlLine, v.MaxPayload, v.MaxPending = int32(n.MaxControlLine), n.MaxPayload, int64(n.MaxPending)
 	}
-	for _, pr := range src.Protocols {
-		t := pr.Totals()
+	for i := range src.Protocols {
+		t := totals(src, &src.Protocols[i])
 		v.Connections += t.Connections
 		v.InMsgs += t.InMsgs
 		v.InBytes += t.InBytes

@@ -17,7 +17,7 @@ func NATS(gw *natsgw.Server) Protocol {
 		Totals: func() Totals {
 			s := gw.Stats()
 			return Totals{Connections: gw.ConnCount(), InMsgs: s.InMsgs.Load(), OutMsgs: s.OutMsgs.Load(),
-				InBytes: s.InBytes.Load(), OutBytes: s.OutBytes.Load(), SlowConsumers: s.SlowConsumers.Load(),
+				InBytes: s.InBytes.Load(), OutBytes: s.OutBytes.Load(),
 				AuthFailures: s.AuthFailures.Load(), ProtocolErrors: s.ProtocolErrors.Load()}
 		},
 		Conns: func() []Conn {
@@ -51,7 +51,7 @@ func MQTT(gw *mqttgw.Server) Protocol {
 		Totals: func() Totals {
 			s := gw.Stats()
 			return Totals{Connections: int(s.Connections.Load()), InMsgs: s.InMsgs.Load(), OutMsgs: s.OutMsgs.Load(),
-				InBytes: s.InBytes.Load(), OutBytes: s.OutBytes.Load(), AuthFailures: s.AuthFailures.Load(),
+				InBytes: s.InBytes.Load(), OutBytes: s.OutBytes.Load(), Dropped: s.Dropped.Load(), AuthFailures: s.AuthFailures.Load(),
 				ProtocolErrors: s.ProtocolErrors.Load()}
 		},
 		Conns: func() []Conn {

@@ -71,8 +71,14 @@ type Protocol struct {
 type Totals struct {
 	Connections                        int
 	InMsgs, OutMsgs, InBytes, OutBytes int64
-	SlowConsumers, AuthFailures        int64
-	ProtocolErrors                     int64
+	// SlowConsumers counts connections cut off for falling behind; the
+	// monitor counts them at the protocol's listeners (Sources.Listeners)
+	// when it has them, and a gateway's own figure otherwise.
+	SlowConsumers int64
+	// Dropped counts messages a gateway dropped because a client's queue
+	// was full (MQTT's QoS 1 and 2 window, for one).
+	Dropped                      int64
+	AuthFailures, ProtocolErrors int64
 }
 
 // Conn is one client connection of any protocol.
