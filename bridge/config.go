@@ -20,10 +20,6 @@ const (
 	DefaultDialTimeout  = 5 * time.Second
 )
 
-// StatusSubject is the NATS subject on which a running broker answers with
-// the state of its uplinks (a JSON array of Status).
-const StatusSubject = "$LEDGE.UPLINKS"
-
 // CompressionHeader marks a payload compressed by the uplink; its value
 // names the codec ("s2").
 const CompressionHeader = "Ledge-Compression"
