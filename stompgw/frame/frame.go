@@ -414,6 +414,15 @@ func AppendHeader[K, V string | []byte](dst []byte, v Version, cmd Command, key 
 	return append(dst, '\n')
 }
 
+// AppendValue appends part of a header name or value, escaped as frames
+// of cmd in version v escape them, for a value built from several parts.
+func AppendValue[S string | []byte](dst []byte, v Version, cmd Command, s S) []byte {
+	if !escaped(v, cmd) {
+		return appendRaw(dst, s)
+	}
+	return appendEscaped(dst, v, s)
+}
+
 // AppendHeaderUint appends a header with a decimal value; neither needs
 // escaping.
 func AppendHeaderUint(dst []byte, key string, n uint64) []byte {
