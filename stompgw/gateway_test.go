@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
-	stompframe "github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/ledgemq/ledge/amqpgw"
 	"github.com/ledgemq/ledge/broker"
@@ -148,12 +147,17 @@ func none(t testing.TB, sub *stomp.Subscription, d time.Duration) {
 }
 
 // raw is a STOMP connection spoken by hand, for what go-stomp cannot
-// send.
+// send; it reads frames with the gateway's own decoder, unescaping as
+// the negotiated version says.
 type raw struct {
-	t  testing.TB
-	c  net.Conn
-	rd *bufio.Reader
+	t   testing.TB
+	c   net.Conn
+	rd  *bufio.Reader
+	buf []byte
+	v   frame.Version
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 
 func dialRaw(t testing.TB, addr string) *raw {
 	t.Helper()
@@ -162,7 +166,7 @@ func dialRaw(t testing.TB, addr string) *raw {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &raw{t: t, c: c, rd: bufio.NewReader(c)}
+	return &raw{t: t, c: c, rd: newReader(c), v: frame.V10}
 }
 
 func (r *raw) send(s string) {
@@ -173,7 +177,7 @@ func (r *raw) send(s string) {
 }
 
 // connect sends CONNECT for version v ("" for none) and reads CONNECTED.
-func (r *raw) connect(v string) *stompframe.Frame {
+func (r *raw) connect(v string) *rawFrame {
 	r.t.Helper()
 	hdr := "host:/\n"
 	if v != "" {
@@ -184,37 +188,83 @@ func (r *raw) connect(v string) *stompframe.Frame {
 	if f.Command != "CONNECTED" {
 		r.t.Fatalf("got %s %v %q", f.Command, f.Header, f.Body)
 	}
+	if pv, ok := frame.ParseVersion(f.Header.Get("version")); ok {
+		r.v = pv
+	}
 	return f
 }
 
+// rawFrame is a frame read by raw.
+type rawFrame struct {
+	Command string
+	Header  rawHeader
+	Body    []byte
+}
+
+type rawHeader [][2]string
+
+// Get returns the first header named k.
+func (h rawHeader) Get(k string) string {
+	for _, kv := range h {
+		if kv[0] == k {
+			return kv[1]
+		}
+	}
+	return ""
+}
+
 // read reads the next frame, skipping heart-beats.
-func (r *raw) read() *stompframe.Frame {
+func (r *raw) read() *rawFrame {
 	r.t.Helper()
 	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	f, err := stompframe.NewReader(r.rd).Read()
-	for err == nil && f == nil {
-		f, err = stompframe.NewReader(r.rd).Read()
+	for {
+		r.buf = r.buf[frame.SkipEOL(r.buf):]
+		if len(r.buf) > 0 {
+			var f frame.Frame
+			n, err := frame.Decode(r.buf, r.v, frame.Limits{MaxFrame: 1 << 24, MaxHeaders: 1000}, &f)
+			if err == nil {
+				out := &rawFrame{Command: f.Command.String(), Body: append([]byte(nil), f.Body...)}
+				for _, h := range f.Headers {
+					out.Header = append(out.Header, [2]string{string(h.Key), string(h.Value)})
+				}
+				r.buf = r.buf[n:]
+				return out
+			}
+			if err != frame.ErrIncomplete {
+				r.t.Fatalf("bad frame from the server: %v: %q", err, r.buf)
+			}
+		}
+		var chunk [4096]byte
+		n, err := r.rd.Read(chunk[:])
+		if err != nil {
+			r.t.Fatalf("read: %v (have %q)", err, r.buf)
+		}
+		r.buf = append(r.buf, chunk[:n]...)
 	}
-	if err != nil {
-		r.t.Fatalf("read: %v", err)
-	}
-	return f
 }
 
 // readError reads an ERROR frame and checks that the connection closes
 // after it.
-func (r *raw) readError(wantMessage string) *stompframe.Frame {
+func (r *raw) readError(wantMessage string) *rawFrame {
 	r.t.Helper()
 	f := r.read()
 	if f.Command != "ERROR" || !strings.Contains(f.Header.Get("message"), wantMessage) {
 		r.t.Fatalf("got %s message %q body %q, want ERROR %q", f.Command, f.Header.Get("message"), f.Body, wantMessage)
 	}
-	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadAll(r.rd); err != nil {
-		r.t.Fatalf("connection not closed after ERROR: %v", err)
-	}
+	r.closed()
 	return f
 }
+
+// closed checks that the server closes the connection.
+func (r *raw) closed() {
+	r.t.Helper()
+	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(r.rd); err != nil {
+		r.t.Fatalf("connection not closed: %v", err)
+	}
+}
+
+func amqpQueueOpts() amqpgw.QueueOptions { return amqpgw.QueueOptions{Durable: true} }
 
 // TestMain-free helpers end here; the tests follow.
 
