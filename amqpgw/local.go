@@ -791,6 +791,12 @@ func (sub *Subscription) topUp() {
 	if !sub.dead {
 		if sub.prefetch > 0 && !sub.noAck {
 			want = sub.prefetch - sub.unacked - sub.credit
+			if sub.credit > 0 && want < (sub.prefetch+3)/4 {
+				// A request is still out: ask again for a quarter of the
+				// prefetch at once rather than one message per ack, each
+				// request costing the consumer a wake-up.
+				want = 0
+			}
 		} else if sub.credit == 0 {
 			want, maxBytes = unlimitedBatch, unlimitedBytes
 			if sub.bigNext {
