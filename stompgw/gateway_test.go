@@ -49,11 +49,19 @@ var transports = []struct {
 // temporary folder).
 func startGateway(t testing.TB, portable bool, opts Options, dir string) *gateway {
 	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
+	return startGatewayWith(t, portable, opts, broker.Options{Dir: dir})
+}
+
+// startGatewayWith is startGateway with the broker's options.
+func startGatewayWith(t testing.TB, portable bool, opts Options, bopts broker.Options) *gateway {
+	t.Helper()
+	if bopts.Dir == "" {
+		bopts.Dir = t.TempDir()
 	}
+	dir := bopts.Dir
 	opts.Logger = quietLogger()
-	b, err := broker.Open(broker.Options{Dir: dir, Logger: opts.Logger})
+	bopts.Logger = opts.Logger
+	b, err := broker.Open(bopts)
 	if err != nil {
 		t.Fatal(err)
 	}
