@@ -21,24 +21,26 @@ import (
 // broker for its AMQP queues.
 const amqpQueuesSubject = "$LEDGE.AMQP.QUEUES"
 
-// listenAMQP serves AMQP 0-9-1 on cfg.amqpAddr, on the live router the
-// other protocols share so that amq.topic bridges them, and answers
-// "ledge ctl list_queues" through a client connection of the broker's own
-// NATS listener at natsAddr (when there is one). The returned function
-// stops both; call it after the listener has shut down.
-func listenAMQP(cfg *config, logger *slog.Logger, live *router.Router[broker.Receiver], b *broker.Broker, netOpts lnet.Options, natsAddr string) (*lnet.Server, func(), error) {
-	gw, err := amqpgw.NewServer(amqpgw.Options{
+// newAMQPGateway makes the AMQP gateway, on the live router the other
+// protocols share so that amq.topic bridges them: the exchanges and
+// queues of AMQP and STOMP clients. Close it after the listeners of both
+// have shut down.
+func newAMQPGateway(cfg *config, logger *slog.Logger, live *router.Router[broker.Receiver], b *broker.Broker) (*amqpgw.Server, error) {
+	return amqpgw.NewServer(amqpgw.Options{
 		MaxMessageSize: cfg.maxPayload,
 		Logger:         logger.With("proto", "amqp"),
 	}, live, b)
-	if err != nil {
-		return nil, nil, err
-	}
+}
+
+// listenAMQP serves AMQP 0-9-1 on cfg.amqpAddr and answers "ledge ctl
+// list_queues" through a client connection of the broker's own NATS
+// listener at natsAddr (when there is one). The returned function stops
+// the latter; call it after the listener has shut down.
+func listenAMQP(cfg *config, logger *slog.Logger, gw *amqpgw.Server, netOpts lnet.Options, natsAddr string) (*lnet.Server, func(), error) {
 	opts := netOpts
 	opts.MaxInput = gw.MaxInput()
 	ln, err := lnet.Listen("tcp", cfg.amqpAddr, gw.Handler(), opts)
 	if err != nil {
-		gw.Close()
 		return nil, nil, fmt.Errorf("amqp listener: %w", err)
 	}
 	logger.Info("listening", "proto", "amqp", "addr", ln.Addr().String(), "transport", ln.Transport())
@@ -52,7 +54,6 @@ func listenAMQP(cfg *config, logger *slog.Logger, live *router.Router[broker.Rec
 		if nc != nil {
 			nc.Close()
 		}
-		gw.Close()
 	}, nil
 }
 

@@ -27,6 +27,7 @@ type config struct {
 	amqpAddr    string
 	mqttTLSAddr string
 	mqttWSAddr  string
+	stomp       stompSettings
 	tlsCert     string
 	tlsKey      string
 
@@ -72,6 +73,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.mqttTLSAddr, "mqtt-tls-addr", ":8883", "address for MQTT over TLS, served when -tls-cert is set (empty to disable)")
 	fs.StringVar(&cfg.mqttWSAddr, "mqtt-ws-addr", ":8083", "address for MQTT over WebSocket, for browser dashboards (empty to disable)")
 	fs.StringVar(&cfg.amqpAddr, "amqp-addr", ":5672", "address for AMQP 0-9-1 clients (host:port; empty to disable)")
+	addSTOMPFlags(fs, &cfg.stomp)
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate `FILE` (with its chain) for the TLS listeners")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key `FILE` of -tls-cert")
 	fs.StringVar(&cfg.sync, "sync", "always", "when a stored message is confirmed to its publisher: always (after fsync), interval (after the periodic fsync) or never (once written)")
@@ -101,8 +103,10 @@ Usage: ledge [flags]
        ledge ctl uplinks [-url nats://host:port]
 
 With no flags it serves NATS (with JetStream) on :4222, MQTT on :1883 and
-MQTT over WebSocket on :8083 (and MQTT over TLS on :8883 once -tls-cert is
-set), and keeps its data in ./ledge-data. "ledge ctl queues" lists each stream's consumers with their
+MQTT over WebSocket on :8083, AMQP 0-9-1 on :5672, STOMP on :61613 and
+STOMP over WebSocket on :15674 (and MQTT over TLS on :8883 and STOMP over
+TLS on :61614 once -tls-cert is set), and keeps its data in ./ledge-data.
+"ledge ctl queues" lists each stream's consumers with their
 messages ready, unacknowledged, redelivered and waiting pull requests;
 "ledge ctl uplinks" shows each uplink's state, backlog and last error.
 Every flag can also be set as an environment variable (LEDGE_ and the name
@@ -237,6 +241,9 @@ func (c *config) validate() error {
 	}
 	if c.mqttPassword != "" && c.mqttUser == "" {
 		return errors.New("-mqtt-password needs -mqtt-user")
+	}
+	if err := c.stomp.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.natsUser == "") != (c.natsPassword == "") {
 		errs = append(errs, errors.New("nats-user and nats-password go together"))

@@ -197,14 +197,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			logger.Info("listening", "proto", l.name, "addr", ln.Addr().String(), "transport", ln.Transport())
 		}
 	}
-	if cfg.amqpAddr != "" {
-		ln, closeAMQP, err := listenAMQP(cfg, logger, live, b, netOpts, addrs["nats"])
+	if cfg.amqpAddr != "" || cfg.stomp.enabled() {
+		// One AMQP gateway holds the exchanges and queues of AMQP and
+		// STOMP clients.
+		amqpGW, err := newAMQPGateway(cfg, logger, live, b)
 		if err != nil {
 			return err
 		}
-		defer closeAMQP()
-		servers = append(servers, ln)
-		addrs["amqp"] = ln.Addr().String()
+		defer amqpGW.Close()
+		if cfg.amqpAddr != "" {
+			ln, closeAMQP, err := listenAMQP(cfg, logger, amqpGW, netOpts, addrs["nats"])
+			if err != nil {
+				return err
+			}
+			defer closeAMQP()
+			servers = append(servers, ln)
+			addrs["amqp"] = ln.Addr().String()
+		}
+		if cfg.stomp.enabled() {
+			lns, closeSTOMP, err := listenSTOMP(cfg, logger, amqpGW, netOpts, tlsConfig, addrs)
+			if err != nil {
+				return err
+			}
+			defer closeSTOMP()
+			servers = append(servers, lns...)
+		}
 	}
 	if len(servers) == 0 {
 		return errors.New("no listener configured")
@@ -238,7 +255,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var parts []string
-	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "amqp"} {
+	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "amqp", "stomp", "stomp-ws", "stomp-tls"} {
 		if a, ok := addrs[p]; ok {
 			parts = append(parts, p+"="+a)
 		}

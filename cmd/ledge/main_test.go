@@ -150,7 +150,7 @@ func startBroker(t *testing.T, dataDir string, logs *syncBuffer) (string, func()
 	addrs := make(chan listening, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), logs,
+		done <- run(ctx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), logs,
 			func(l listening) { addrs <- l })
 	}()
 	select {
@@ -185,7 +185,7 @@ func TestBrokerServesNATS(t *testing.T) {
 	nc.Close()
 
 	// A second broker on the same data folder refuses to start.
-	err = run(context.Background(), []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), &bytes.Buffer{}, nil)
+	err = run(context.Background(), []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), &bytes.Buffer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second broker on the same folder: err = %v", err)
 	}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ledgemq/ledge/amqpgw"
+	lnet "github.com/ledgemq/ledge/net"
+	"github.com/ledgemq/ledge/stompgw"
+)
+
+// stompSettings are the STOMP gateway's flags.
+type stompSettings struct {
+	addr, wsAddr, tlsAddr string
+	user, password        string
+}
+
+func addSTOMPFlags(fs *flag.FlagSet, s *stompSettings) {
+	fs.StringVar(&s.addr, "stomp-addr", ":61613", "address for STOMP 1.0, 1.1 and 1.2 clients (host:port; empty to disable)")
+	fs.StringVar(&s.wsAddr, "stomp-ws-addr", ":15674", "address for STOMP over WebSocket, for browsers (empty to disable)")
+	fs.StringVar(&s.tlsAddr, "stomp-tls-addr", ":61614", "address for STOMP over TLS, served when -tls-cert is set (empty to disable)")
+	fs.StringVar(&s.user, "stomp-user", "", "require this login from STOMP clients")
+	fs.StringVar(&s.password, "stomp-password", "", "the passcode that goes with -stomp-user")
+}
+
+func (s *stompSettings) validate() error {
+	if s.password != "" && s.user == "" {
+		return errors.New("-stomp-password needs -stomp-user")
+	}
+	return nil
+}
+
+// enabled says whether any STOMP listener may be served.
+func (s *stompSettings) enabled() bool { return s.addr != "" || s.wsAddr != "" || s.tlsAddr != "" }
+
+// listenSTOMP serves STOMP on the AMQP gateway's queues and exchanges: on
+// TCP, over WebSocket and, with a certificate, over TLS. When AMQP itself
+// is not served it answers "ledge ctl list_queues" in its place, since
+// the queues are STOMP's too. The returned function stops that service.
+func listenSTOMP(cfg *config, logger *slog.Logger, amqp *amqpgw.Server, netOpts lnet.Options, tlsConfig *tls.Config, addrs listening) ([]*lnet.Server, func(), error) {
+	st := &cfg.stomp
+	gw, err := stompgw.NewServer(stompgw.Options{
+		MaxBodySize: cfg.maxPayload,
+		Username:    st.user,
+		Password:    st.password,
+		Version:     version,
+		Logger:      logger.With("proto", "stomp"),
+	}, amqp)
+	if err != nil {
+		return nil, nil, err
+	}
+	var servers []*lnet.Server
+	fail := func(err error) ([]*lnet.Server, func(), error) {
+		for _, s := range servers {
+			s.Close()
+		}
+		return nil, nil, err
+	}
+	for _, l := range []struct {
+		name, addr string
+		h          lnet.Handler
+		tls        bool
+	}{
+		{"stomp", st.addr, gw.Handler(), false},
+		{"stomp-ws", st.wsAddr, gw.WebSocketHandler(), false},
+		{"stomp-tls", st.tlsAddr, gw.Handler(), true},
+	} {
+		if l.addr == "" || (l.tls && tlsConfig == nil) {
+			continue
+		}
+		opts := netOpts
+		opts.MaxInput = gw.MaxInput()
+		if l.tls {
+			opts.TLSConfig = tlsConfig
+		}
+		ln, err := lnet.Listen("tcp", l.addr, l.h, opts)
+		if err != nil {
+			return fail(fmt.Errorf("%s listener: %w", l.name, err))
+		}
+		servers = append(servers, ln)
+		addrs[l.name] = ln.Addr().String()
+		logger.Info("listening", "proto", l.name, "addr", ln.Addr().String(), "transport", ln.Transport())
+	}
+	var nc *nats.Conn
+	if a, ok := addrs["nats"]; ok && cfg.amqpAddr == "" {
+		if nc, err = serveAMQPQueues(amqp, a, cfg); err != nil {
+			logger.Warn("ledge ctl list_queues will not be answered", "err", err)
+		}
+	}
+	return servers, func() {
+		if nc != nil {
+			nc.Close()
+		}
+	}, nil
+}
