@@ -73,16 +73,15 @@ func (o *Owner) conn() *conn {
 // blocks on the administrative lock and stream deletion: call it off the
 // event loops.
 func (o *Owner) Release() {
+	// Under the administrative lock, so that no declaration for o is
+	// half done: one that comes later is refused.
+	o.s.adminMu.Lock()
+	defer o.s.adminMu.Unlock()
 	o.mu.Lock()
 	qs := o.exclusive
 	o.exclusive = nil
 	o.released = true
 	o.mu.Unlock()
-	if len(qs) == 0 {
-		return
-	}
-	o.s.adminMu.Lock()
-	defer o.s.adminMu.Unlock()
 	for _, q := range qs {
 		o.s.deleteQueue(q)
 	}

@@ -28,7 +28,8 @@
 // A subscription to /topic or /exchange is an exclusive, auto-delete
 // queue bound there, gone with the subscription. With durable:true (or
 // persistent:true, the older spelling) and an id it is instead the
-// durable queue stomp-subscription-ID (or x-queue-name), which keeps
+// durable queue stomp-subscription-ID (stomp-subscription-CLIENT-ID when
+// CONNECT had a client-id header; or x-queue-name), which keeps
 // collecting while the subscriber is away; UNSUBSCRIBE with durable:true
 // deletes it. A reply-to of /temp-queue/NAME on a SEND makes an exclusive
 // queue for the connection, subscribes to it as /temp-queue/NAME and

@@ -651,6 +651,25 @@ func TestDurableTopicSubscription(t *testing.T) {
 	eventually(t, "the durable subscription deleted", func() bool { return len(g.amqp.Queues()) == 0 })
 }
 
+// Two clients that number their durable subscriptions alike keep them
+// apart with a client-id.
+func TestDurableSubscriptionNamedByClientID(t *testing.T) {
+	g := startGateway(t, false, Options{}, "")
+	for _, cid := range []string{"dash-1", "dash-2"} {
+		r := dialRaw(t, g.addr)
+		r.send("CONNECT\naccept-version:1.2\nclient-id:" + cid + "\n\n\x00")
+		r.read()
+		r.send("SUBSCRIBE\nid:1\ndestination:/topic/alerts\ndurable:true\nreceipt:s\n\n\x00")
+		if f := r.read(); f.Command != "RECEIPT" {
+			t.Fatalf("%s %v %q", f.Command, f.Header, f.Body)
+		}
+	}
+	qs := g.amqp.Queues()
+	if len(qs) != 2 || qs[0].Name != "stomp-subscription-dash-1-1" || qs[1].Name != "stomp-subscription-dash-2-1" {
+		t.Fatalf("queues %+v", qs)
+	}
+}
+
 // Persistent messages in a durable /queue survive a restart of the
 // broker once their receipts came; transient ones do not.
 func TestPersistentMessagesSurviveRestart(t *testing.T) {

@@ -28,6 +28,9 @@ type session struct {
 
 	connected bool
 	version   frame.Version
+	// clientID is CONNECT's client-id and a dash, which names durable
+	// subscriptions.
+	clientID string
 	// stopped: after DISCONNECT or an ERROR, input is ignored.
 	stopped bool
 	// busy: work that may block (a queue declaration) runs off the loop;
@@ -200,6 +203,9 @@ func (s *session) connect(f *frame.Frame) error {
 	}
 	if cx > 0 {
 		s.hbIn = max(cx, floor)
+	}
+	if cid, ok := f.Get("client-id"); ok && len(cid) > 0 {
+		s.clientID = string(cid) + "-"
 	}
 	s.version = v
 	s.connected = true

@@ -241,11 +241,13 @@ func (s *session) subscribe(f *frame.Frame) error {
 		plan.declare, plan.bindX, plan.bindKey = true, x, key
 		if durableSub {
 			// RabbitMQ's convention: a durable subscription is a durable
-			// queue named for its id, kept while the subscriber is away.
+			// queue named for its id (and the connection's client-id, so
+			// that two clients numbering their subscriptions alike do
+			// not share one), kept while the subscriber is away.
 			if _, ok := f.Get("id"); !ok {
 				return s.fail(f, "missing header", "a durable subscription needs an id header")
 			}
-			name := "stomp-subscription-" + id
+			name := "stomp-subscription-" + s.clientID + id
 			if n, ok := f.Get("x-queue-name"); ok && len(n) > 0 {
 				name = string(n)
 			}
