@@ -188,3 +188,21 @@ func TestAMQPResponderToTempQueue(t *testing.T) {
 		t.Fatalf("reply %q %v", m.Body, m.Header)
 	}
 }
+
+// A queue deleted under a STOMP subscription ends it with an ERROR, as
+// RabbitMQ does; the connection's other work is gone with it.
+func TestQueueDeletedUnderSubscription(t *testing.T) {
+	g := startGateway(t, false, Options{}, "")
+	ch := g.withAMQP(t)
+	_, err := ch.QueueDeclare("short-lived", false, false, false, false, nil)
+	must(t, err)
+	r := dialRaw(t, g.addr)
+	r.connect("1.2")
+	r.send("SUBSCRIBE\nid:s\ndestination:/amq/queue/short-lived\nreceipt:r\n\n\x00")
+	if f := r.read(); f.Command != "RECEIPT" {
+		t.Fatalf("%s %v", f.Command, f.Header)
+	}
+	_, err = ch.QueueDelete("short-lived", false, false, false)
+	must(t, err)
+	r.readError("subscription cancelled")
+}

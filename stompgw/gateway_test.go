@@ -425,6 +425,36 @@ func TestClientAckAndNack(t *testing.T) {
 	})
 }
 
+// UNSUBSCRIBE gives back what the subscription had not acknowledged, to
+// be delivered again, redelivered:true, to the next subscriber.
+func TestUnsubscribeRedelivers(t *testing.T) {
+	g := startGateway(t, false, Options{}, "")
+	r := dialRaw(t, g.addr)
+	r.connect("1.2")
+	r.send("SUBSCRIBE\nid:a\ndestination:/queue/u\nack:client\n\n\x00SEND\ndestination:/queue/u\n\none\x00SEND\ndestination:/queue/u\n\ntwo\x00")
+	m1, m2 := r.read(), r.read()
+	if string(m1.Body) != "one" || string(m2.Body) != "two" {
+		t.Fatalf("got %q %q", m1.Body, m2.Body)
+	}
+	r.send("ACK\nid:" + m1.Header.Get("ack") + "\n\n\x00UNSUBSCRIBE\nid:a\n\n\x00SUBSCRIBE\nid:b\ndestination:/queue/u\nack:client-individual\n\n\x00")
+	m := r.read()
+	if string(m.Body) != "two" || m.Header.Get("redelivered") != "true" || m.Header.Get("subscription") != "b" {
+		t.Fatalf("after UNSUBSCRIBE: %q %v", m.Body, m.Header)
+	}
+	// In client mode a NACK, like an ACK, covers every message up to it.
+	r.send("SEND\ndestination:/queue/u\n\nthree\x00")
+	r.read()
+	r.send("UNSUBSCRIBE\nid:b\n\n\x00SUBSCRIBE\nid:c\ndestination:/queue/u\nack:client\n\n\x00")
+	a, b := r.read(), r.read()
+	if string(a.Body) != "two" || string(b.Body) != "three" {
+		t.Fatalf("redelivered %q %q", a.Body, b.Body)
+	}
+	r.send("NACK\nid:" + b.Header.Get("ack") + "\n\n\x00")
+	if a, b := r.read(), r.read(); string(a.Body) != "two" || string(b.Body) != "three" || b.Header.Get("redelivered") != "true" {
+		t.Fatalf("after a cumulative NACK %q %q", a.Body, b.Body)
+	}
+}
+
 // prefetch-count caps the messages a subscriber holds unacknowledged.
 func TestPrefetchCount(t *testing.T) {
 	g := startGateway(t, false, Options{}, "")
