@@ -631,6 +631,14 @@ func TestRequestReplyWithTempQueue(t *testing.T) {
 				f.Header.Get("destination") != "/temp-queue/mine" {
 				t.Fatalf("raw reply %s %v %q", f.Command, f.Header, f.Body)
 			}
+			// A temporary queue made by a SEND to it gets its
+			// subscription once a reply-to names it; what waited there
+			// comes too.
+			r.send("SEND\ndestination:/temp-queue/later\n\nwaiting\x00SEND\ndestination:/queue/rpc\nreply-to:/temp-queue/later\n\nq\x00")
+			a, b := r.read(), r.read()
+			if a.Header.Get("subscription") != "/temp-queue/later" || string(a.Body) != "waiting" || string(b.Body) != "re: q" {
+				t.Fatalf("late subscription: %v %q, %v %q", a.Header, a.Body, b.Header, b.Body)
+			}
 			// The temporary queues go with their connections.
 			r.c.Close()
 			_ = client.MustDisconnect()

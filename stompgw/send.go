@@ -68,10 +68,15 @@ func (s *session) send(f *frame.Frame, replay bool) error {
 		if name == "" {
 			return s.fail(f, "invalid destination", "reply-to "+printable(r)+" names no temporary queue")
 		}
-		if s.temps[name] == nil && (len(temps) == 0 || temps[0].name != name) {
-			temps = append(temps, tempReq{name: name, subscribe: true})
-		} else if len(temps) > 0 && temps[0].name == name {
+		switch t := s.temps[name]; {
+		case len(temps) > 0 && temps[0].name == name:
 			temps[0].subscribe = true
+		case t == nil:
+			temps = append(temps, tempReq{name: name, subscribe: true})
+		case t.sub == nil:
+			// Made by a SEND to it, never subscribed: replies need a
+			// subscription.
+			temps = append(temps, tempReq{name: name, subscribe: true, made: t})
 		}
 	}
 	if qname == "" && len(temps) == 0 {

@@ -135,7 +135,8 @@ type tempQueue struct {
 }
 
 // tempReq asks for a temporary queue; subscribe makes the subscription
-// that a reply-to of it implies (sub, when given, is a SUBSCRIBE's).
+// that a reply-to of it implies (sub, when given, is a SUBSCRIBE's);
+// made is the queue once there, or already at the start.
 type tempReq struct {
 	name      string
 	subscribe bool
@@ -144,17 +145,20 @@ type tempReq struct {
 	made      *tempQueue
 }
 
-// makeTemp declares a temporary queue and consumes it; it runs off the
-// loop.
+// makeTemp declares a temporary queue (unless r.made is one already)
+// and consumes it; it runs off the loop, while the loop waits for it.
 func (s *session) makeTemp(r *tempReq) error {
-	q, err := s.srv.amqp.DeclareQueue(s.owner, "", amqpgw.QueueOptions{Exclusive: true, AutoDelete: true})
-	if err != nil {
-		return err
+	if r.made == nil {
+		q, err := s.srv.amqp.DeclareQueue(s.owner, "", amqpgw.QueueOptions{Exclusive: true, AutoDelete: true})
+		if err != nil {
+			return err
+		}
+		r.made = &tempQueue{queue: []byte(q)}
 	}
-	r.made = &tempQueue{queue: []byte(q)}
 	if !r.subscribe {
 		return nil
 	}
+	q := string(r.made.queue)
 	sub := r.sub
 	if sub == nil {
 		// RabbitMQ's convention: replies come on a subscription named for
