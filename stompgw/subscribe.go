@@ -375,7 +375,9 @@ func (s *session) unsubscribe(f *frame.Frame) error {
 	s.stop(sub)
 	for name, t := range s.temps {
 		if t.sub == sub {
-			s.temps[name].sub = nil
+			// An auto-delete queue: it goes with its subscription, and
+			// the next use of the name makes a new one.
+			delete(s.temps, name)
 		}
 	}
 	if sub.durable && (headerTrue(f, "durable") || headerTrue(f, "persistent")) {
