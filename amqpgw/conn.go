@@ -64,6 +64,8 @@ type conn struct {
 	outMu  sync.Mutex
 	wbuf   []byte
 	closed bool
+
+	mon connStats // for monitoring (stats.go)
 }
 
 // Handler returns the network handler that serves AMQP; give it to
@@ -78,6 +80,7 @@ type handler struct{ srv *Server }
 func (h handler) OnOpen(c *lnet.Conn) {
 	cn := &conn{srv: h.srv, c: c, frameMax: h.srv.opts.FrameMax, channels: make(map[uint16]*channel)}
 	c.SetContext(cn)
+	h.srv.conns.add(cn)
 	c.AfterFunc(h.srv.opts.HandshakeTimeout, func(c *lnet.Conn) {
 		if cn.state != stateOpened {
 			c.Close(ErrHandshakeTimeout)
@@ -90,6 +93,7 @@ func (h handler) OnClose(c *lnet.Conn, err error) {
 	if !ok {
 		return
 	}
+	h.srv.conns.remove(cn)
 	cn.outMu.Lock()
 	cn.closed = true
 	cn.outMu.Unlock()
@@ -168,6 +172,9 @@ func (cn *conn) write(fn func([]byte) []byte) {
 // returns the error that closes the connection once the close is written.
 func (cn *conn) fail(e *amqpError, cause methodID) error {
 	if e.conn {
+		if e.code != codeAccessRefused {
+			cn.srv.stats.ProtocolErrors.Add(1)
+		}
 		cn.write(func(b []byte) []byte { return appendClose(b, 0, connClose, e.code, e.text, cause) })
 		return fmt.Errorf("%w: %d %s", errConnException, e.code, e.text)
 	}
@@ -246,12 +253,14 @@ func (cn *conn) connMethod(m *Method) error {
 		if string(m.Mechanism) != "PLAIN" && string(m.Mechanism) != "AMQPLAIN" {
 			return cn.fail(connErr(codeAccessRefused, "ACCESS_REFUSED - unsupported mechanism"), m.ID)
 		}
+		user, pass := plainCredentials(m.Mechanism, m.Response)
 		if u := cn.srv.opts.Username; u != "" {
-			user, pass := plainCredentials(m.Mechanism, m.Response)
 			if user != u || pass != cn.srv.opts.Password {
+				cn.srv.stats.AuthFailures.Add(1)
 				return cn.fail(connErr(codeAccessRefused, "ACCESS_REFUSED - Login was refused using authentication mechanism "+string(m.Mechanism)), m.ID)
 			}
 		}
+		cn.mon.setClient(user, m.ClientProperties)
 		hb := uint16(0)
 		if cn.srv.opts.Heartbeat > 0 {
 			hb = uint16(cn.srv.opts.Heartbeat / time.Second)

@@ -444,6 +444,7 @@ func (c *consumer) deliver(d *broker.Delivery) bool {
 		cn.wbuf = appendDeliver(cn.wbuf[:0], ch.id, cn.frameMax, c.tag, tag, redelivered, exchange, key, props, d.Payload)
 	}
 	_ = cn.c.Write(cn.wbuf)
+	cn.countOutLocked(len(d.Payload))
 	refill := !c.noAck && !c.get && c.prefetch == 0 && c.credit == 0
 	cn.outMu.Unlock()
 	if refill {

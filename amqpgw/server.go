@@ -84,6 +84,10 @@ type Server struct {
 	nextID atomic.Uint64
 	idBase string
 	closed atomic.Bool
+
+	// For monitoring (stats.go).
+	stats Stats
+	conns connRegistry
 }
 
 // NewServer returns an AMQP gateway that keeps its queues and definitions

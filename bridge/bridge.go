@@ -57,7 +57,7 @@ func New(b *broker.Broker, live *router.Router[broker.Receiver], cfg Config) (*B
 			names = append(names, s.stream.Name())
 		}
 		u.logger.Info("uplink configured", "upstream", u.redactedURLs(), "streams", names,
-			"prefix", u.cfg.Prefix, "mode", u.cfg.Mode, "window", u.cfg.Window,
+			"prefix", u.cfg.Prefix, "mode", u.cfg.Mode, "window", u.cfg.Window, "catch_up", u.cfg.CatchUp,
 			"downlink", u.cfg.Downlink, "compress", u.cfg.Compress, "rate_limit", u.cfg.RateLimit)
 		br.wg.Add(2)
 		go u.run()

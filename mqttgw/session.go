@@ -98,6 +98,8 @@ type Session struct {
 	// storedRes is the publish path's match in the stored-subscriptions
 	// router.
 	storedRes router.Result[*subscription]
+
+	mon sessionStats // for monitoring (stats.go)
 }
 
 // Open starts a session on a new connection.
@@ -285,6 +287,7 @@ func (ss *Session) connect(c *packet.Connect) error {
 		ss.will = ss.newWill(c)
 	}
 
+	ss.mon.user, ss.mon.persistent = string(c.Username), ss.persistent()
 	present, rec := srv.attach(ss)
 	ss.connected = true
 	srv.stats.Connections.Add(1)

@@ -142,6 +142,8 @@ type Session struct {
 	batches         [maxBatches]outBatch
 	nbatch          int
 	inMsgs, inBytes int64
+
+	mon sessionStats // for monitoring (stats.go)
 }
 
 // Open starts a session on a new connection and sends the INFO line.
@@ -164,6 +166,7 @@ func (s *Server) Open(c Conn, remoteIP string) *Session {
 	line = append(line, info...)
 	line = append(line, crlf...)
 	_ = c.Write(line)
+	s.sessions.add(ss)
 	return ss
 }
 
@@ -188,6 +191,7 @@ func (ss *Session) Feed(in []byte) (consumed int, err error) {
 	if ss.inMsgs > 0 {
 		ss.srv.stats.InMsgs.Add(ss.inMsgs)
 		ss.srv.stats.InBytes.Add(ss.inBytes)
+		ss.mon.inMsgs.Add(ss.inMsgs)
 		ss.inMsgs, ss.inBytes = 0, 0
 	}
 	if ss.stalledOn != nil && err == nil {
@@ -266,6 +270,7 @@ func (ss *Session) connect(raw []byte) error {
 		}
 	}
 	ss.connected = true
+	ss.mon.setClient(&o)
 	ss.verbose, ss.pedantic = o.Verbose, o.Pedantic
 	ss.echo = o.Echo == nil || *o.Echo
 	ss.headers = o.Headers
@@ -390,7 +395,7 @@ func (ss *Session) deliver(sub *subscription, op *Op) bool {
 		// as nats-server does.
 		header = nil
 	}
-	ss.deliverTo(sub.session.conn, op, sub.sid, header)
+	ss.deliverTo(sub.session, op, sub.sid, header)
 	return true
 }
 
@@ -456,6 +461,7 @@ func (ss *Session) subscribe(op *Op) error {
 		return ErrInvalidSubj
 	}
 	ss.subs[sid] = sub
+	ss.mon.subs.Add(1)
 	return nil
 }
 
@@ -481,6 +487,7 @@ func (s *Server) removeSub(sub *subscription) {
 	if sub.removed.Swap(true) {
 		return
 	}
+	sub.session.mon.subs.Add(-1)
 	s.router.Remove(router.Subscription[broker.Receiver]{
 		Pattern: sub.subject,
 		Queue:   sub.queue,
@@ -524,6 +531,7 @@ func (ss *Session) AuthTimer() error {
 // leave the router. The transport calls it once, serialized with Feed and
 // the timers like every other callback of the connection.
 func (ss *Session) Closed() {
+	ss.srv.sessions.remove(ss)
 	for _, sub := range ss.subs {
 		ss.srv.removeSub(sub)
 	}

@@ -79,6 +79,9 @@ type Conn struct {
 	// Owned by the connection's callbacks.
 	readPaused bool
 	resume     *Timer
+
+	// counted are the connection's traffic counters (connstats.go).
+	counted connCounters
 }
 
 // noteQueueLocked refreshes congested after the queue changed; c.mu held.

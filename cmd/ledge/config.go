@@ -53,6 +53,8 @@ type config struct {
 
 	cpuProfile string
 
+	monitor monitorSettings // the HTTP port (monitor.go)
+
 	// gateway names this box upstream; uplink is the command line's
 	// uplink and namedUplinks the config file's (see uplink.go).
 	gateway       string
@@ -94,21 +96,22 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (one readable line per event) or json")
 	fs.StringVar(&cfg.gateway, "gateway-id", "", "this gateway's name in message ids upstream; stable and unique per box (default: the host name)")
 	addUplinkFlags(fs, &cfg.uplink, true)
+	addMonitorFlags(fs, &cfg.monitor)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` from start to shutdown (for go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, `ledge: a message broker for edge gateways.
 
 Usage: ledge [flags]
-       ledge ctl queues [-url nats://host:port]
-       ledge ctl uplinks [-url nats://host:port]
+       ledge ctl COMMAND [-url http://host:8222] [--json] (ledge ctl -help lists them)
 
-With no flags it serves NATS (with JetStream) on :4222, MQTT on :1883 and
-MQTT over WebSocket on :8083, AMQP 0-9-1 on :5672, STOMP on :61613 and
-STOMP over WebSocket on :15674 (and MQTT over TLS on :8883 and STOMP over
-TLS on :61614 once -tls-cert is set), and keeps its data in ./ledge-data.
-"ledge ctl queues" lists each stream's consumers with their
-messages ready, unacknowledged, redelivered and waiting pull requests;
-"ledge ctl uplinks" shows each uplink's state, backlog and last error.
+With no flags it serves NATS (with JetStream) on :4222, MQTT on :1883,
+MQTT over WebSocket on :8083 (and MQTT over TLS on :8883 once -tls-cert is
+set), AMQP 0-9-1 on :5672, STOMP on :61613, STOMP over WebSocket on :15674
+(and STOMP over TLS on :61614 with -tls-cert) and HTTP on :8222 (health,
+the JSON API, Prometheus /metrics and the web console at
+http://localhost:8222/), and keeps its data in ./ledge-data. "ledge ctl"
+asks the HTTP port: queues, connections, streams, uplinks, and the
+operator's actions.
 Every flag can also be set as an environment variable (LEDGE_ and the name
 in upper case with '-' as '_', e.g. LEDGE_DATA_DIR) or in the file named by
 -config (one "name = value" a line). Flags win over the environment, which
@@ -263,6 +266,9 @@ func (c *config) validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.logFormat))
+	}
+	if err := c.monitor.validate(c); err != nil {
+		errs = append(errs, err)
 	}
 	if ups, err := c.uplinks(); err != nil {
 		errs = append(errs, err)

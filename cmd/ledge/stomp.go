@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/ledgemq/ledge/amqpgw"
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/stompgw"
@@ -39,10 +37,9 @@ func (s *stompSettings) validate() error {
 func (s *stompSettings) enabled() bool { return s.addr != "" || s.wsAddr != "" || s.tlsAddr != "" }
 
 // listenSTOMP serves STOMP on the AMQP gateway's queues and exchanges: on
-// TCP, over WebSocket and, with a certificate, over TLS. When AMQP itself
-// is not served it answers "ledge ctl list_queues" in its place, since
-// the queues are STOMP's too. The returned function stops that service.
-func listenSTOMP(cfg *config, logger *slog.Logger, amqp *amqpgw.Server, netOpts lnet.Options, tlsConfig *tls.Config, addrs listening) ([]*lnet.Server, func(), error) {
+// TCP, over WebSocket and, with a certificate, over TLS; the listeners are
+// shown on the HTTP port (mw), and the queues with AMQP's.
+func listenSTOMP(cfg *config, logger *slog.Logger, amqp *amqpgw.Server, netOpts lnet.Options, tlsConfig *tls.Config, addrs listening, mw *monitorWiring) ([]*lnet.Server, error) {
 	st := &cfg.stomp
 	gw, err := stompgw.NewServer(stompgw.Options{
 		MaxBodySize: cfg.maxPayload,
@@ -52,15 +49,9 @@ func listenSTOMP(cfg *config, logger *slog.Logger, amqp *amqpgw.Server, netOpts 
 		Logger:      logger.With("proto", "stomp"),
 	}, amqp)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var servers []*lnet.Server
-	fail := func(err error) ([]*lnet.Server, func(), error) {
-		for _, s := range servers {
-			s.Close()
-		}
-		return nil, nil, err
-	}
 	for _, l := range []struct {
 		name, addr string
 		h          lnet.Handler
@@ -80,21 +71,15 @@ func listenSTOMP(cfg *config, logger *slog.Logger, amqp *amqpgw.Server, netOpts 
 		}
 		ln, err := lnet.Listen("tcp", l.addr, l.h, opts)
 		if err != nil {
-			return fail(fmt.Errorf("%s listener: %w", l.name, err))
+			for _, s := range servers {
+				s.Close()
+			}
+			return nil, fmt.Errorf("%s listener: %w", l.name, err)
 		}
 		servers = append(servers, ln)
+		mw.addListener(l.name, "stomp", ln)
 		addrs[l.name] = ln.Addr().String()
 		logger.Info("listening", "proto", l.name, "addr", ln.Addr().String(), "transport", ln.Transport())
 	}
-	var nc *nats.Conn
-	if a, ok := addrs["nats"]; ok && cfg.amqpAddr == "" {
-		if nc, err = serveAMQPQueues(amqp, a, cfg); err != nil {
-			logger.Warn("ledge ctl list_queues will not be answered", "err", err)
-		}
-	}
-	return servers, func() {
-		if nc != nil {
-			nc.Close()
-		}
-	}, nil
+	return servers, nil
 }

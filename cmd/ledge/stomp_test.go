@@ -52,7 +52,9 @@ func nextSTOMP(t *testing.T, sub *stomp.Subscription) *stomp.Message {
 // subscribers, an AMQP queue is read through /amq/queue, and the queues
 // STOMP makes are listed by "ledge ctl list_queues".
 func TestSTOMPMeetsTheOtherProtocols(t *testing.T) {
-	l := startAll(t)
+	var logs syncBuffer
+	l, stop := startBrokerAll(t, filepath.Join(t.TempDir(), "data"), &logs)
+	t.Cleanup(func() { _ = stop() })
 	for _, p := range []string{"stomp", "stomp-ws"} {
 		if l[p] == "" {
 			t.Fatalf("no %s listener: %v", p, l)
@@ -114,7 +116,7 @@ func TestSTOMPMeetsTheOtherProtocols(t *testing.T) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := runCtl(ctx, []string{"list_queues", "-url", "nats://" + l["nats"], "name", "messages_ready", "messages_unacknowledged", "consumers"}, env(nil), &out, &errOut); err != nil {
+	if err := runCtl(ctx, []string{"list_queues", "-url", "http://" + l["http"], "name", "messages_ready", "messages_unacknowledged", "consumers"}, env(nil), &out, &errOut); err != nil {
 		t.Fatalf("ctl: %v\n%s", err, errOut.String())
 	}
 	for _, want := range []string{"orders\t0\t1\t1\n", "stomp-made\t1\t0\t0\n"} {
@@ -134,7 +136,7 @@ func TestSTOMPListeners(t *testing.T) {
 	done := make(chan error, 1)
 	var logs syncBuffer
 	go func() {
-		done <- run(ctx, []string{"-nats-addr", "", "-mqtt-addr", "", "-mqtt-ws-addr", "", "-amqp-addr", "",
+		done <- run(ctx, []string{"-nats-addr", "", "-mqtt-addr", "", "-mqtt-ws-addr", "", "-amqp-addr", "", "-http-addr", "",
 			"-stomp-ws-addr", "", "-stomp-tls-addr", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile,
 			"-data-dir", filepath.Join(dir, "data")},
 			env(map[string]string{"LEDGE_STOMP_ADDR": "127.0.0.1:0", "LEDGE_STOMP_USER": "app", "LEDGE_STOMP_PASSWORD": "pw"}), &logs,
