@@ -10,27 +10,32 @@ import (
 	"github.com/ledgemq/ledge/router"
 )
 
-// listenAMQP serves AMQP 0-9-1 on cfg.amqpAddr, on the live router the
-// other protocols share so that amq.topic bridges them, and shows its
-// connections and queues on the HTTP port (mw). The returned function
-// stops the gateway; call it after the listener has shut down.
-func listenAMQP(cfg *config, logger *slog.Logger, live *router.Router[broker.Receiver], b *broker.Broker, netOpts lnet.Options, mw *monitorWiring) (*lnet.Server, func(), error) {
+// newAMQPGateway makes the AMQP gateway, on the live router the other
+// protocols share so that amq.topic bridges them: the exchanges and
+// queues of AMQP and STOMP clients, shown on the HTTP port (mw). Close it
+// after the listeners of both have shut down.
+func newAMQPGateway(cfg *config, logger *slog.Logger, live *router.Router[broker.Receiver], b *broker.Broker, mw *monitorWiring) (*amqpgw.Server, error) {
 	gw, err := amqpgw.NewServer(amqpgw.Options{
 		MaxMessageSize: cfg.maxPayload,
 		Logger:         logger.With("proto", "amqp"),
 	}, live, b)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	mw.addAMQP(gw)
+	return gw, nil
+}
+
+// listenAMQP serves AMQP 0-9-1 on cfg.amqpAddr for the gateway gw and
+// shows its connections on the HTTP port (mw).
+func listenAMQP(cfg *config, logger *slog.Logger, gw *amqpgw.Server, netOpts lnet.Options, mw *monitorWiring) (*lnet.Server, error) {
 	opts := netOpts
 	opts.MaxInput = gw.MaxInput()
 	ln, err := lnet.Listen("tcp", cfg.amqpAddr, gw.Handler(), opts)
 	if err != nil {
-		gw.Close()
-		return nil, nil, fmt.Errorf("amqp listener: %w", err)
+		return nil, fmt.Errorf("amqp listener: %w", err)
 	}
 	logger.Info("listening", "proto", "amqp", "addr", ln.Addr().String(), "transport", ln.Transport())
-	mw.addAMQP(gw)
 	mw.addListener("amqp", "amqp", ln)
-	return ln, gw.Close, nil
+	return ln, nil
 }

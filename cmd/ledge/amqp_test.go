@@ -20,7 +20,7 @@ func TestCtlListQueues(t *testing.T) {
 	addrs := make(chan listening, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "", "-mqtt-ws-addr", "", "-amqp-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), &logs,
+		done <- run(ctx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "", "-mqtt-ws-addr", "", "-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), &logs,
 			func(l listening) { addrs <- l })
 	}()
 	var l listening

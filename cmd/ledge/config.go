@@ -27,6 +27,7 @@ type config struct {
 	amqpAddr    string
 	mqttTLSAddr string
 	mqttWSAddr  string
+	stomp       stompSettings
 	tlsCert     string
 	tlsKey      string
 
@@ -74,6 +75,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.mqttTLSAddr, "mqtt-tls-addr", ":8883", "address for MQTT over TLS, served when -tls-cert is set (empty to disable)")
 	fs.StringVar(&cfg.mqttWSAddr, "mqtt-ws-addr", ":8083", "address for MQTT over WebSocket, for browser dashboards (empty to disable)")
 	fs.StringVar(&cfg.amqpAddr, "amqp-addr", ":5672", "address for AMQP 0-9-1 clients (host:port; empty to disable)")
+	addSTOMPFlags(fs, &cfg.stomp)
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate `FILE` (with its chain) for the TLS listeners")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key `FILE` of -tls-cert")
 	fs.StringVar(&cfg.sync, "sync", "always", "when a stored message is confirmed to its publisher: always (after fsync), interval (after the periodic fsync) or never (once written)")
@@ -104,10 +106,12 @@ Usage: ledge [flags]
 
 With no flags it serves NATS (with JetStream) on :4222, MQTT on :1883,
 MQTT over WebSocket on :8083 (and MQTT over TLS on :8883 once -tls-cert is
-set), AMQP 0-9-1 on :5672 and HTTP on :8222 (health, the JSON API,
-Prometheus /metrics and the web console at http://localhost:8222/), and
-keeps its data in ./ledge-data. "ledge ctl" asks the HTTP port: queues,
-connections, streams, uplinks, and the operator's actions.
+set), AMQP 0-9-1 on :5672, STOMP on :61613, STOMP over WebSocket on :15674
+(and STOMP over TLS on :61614 with -tls-cert) and HTTP on :8222 (health,
+the JSON API, Prometheus /metrics and the web console at
+http://localhost:8222/), and keeps its data in ./ledge-data. "ledge ctl"
+asks the HTTP port: queues, connections, streams, uplinks, and the
+operator's actions.
 Every flag can also be set as an environment variable (LEDGE_ and the name
 in upper case with '-' as '_', e.g. LEDGE_DATA_DIR) or in the file named by
 -config (one "name = value" a line). Flags win over the environment, which
@@ -240,6 +244,9 @@ func (c *config) validate() error {
 	}
 	if c.mqttPassword != "" && c.mqttUser == "" {
 		return errors.New("-mqtt-password needs -mqtt-user")
+	}
+	if err := c.stomp.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.natsUser == "") != (c.natsPassword == "") {
 		errs = append(errs, errors.New("nats-user and nats-password go together"))

@@ -205,14 +205,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			logger.Info("listening", "proto", l.name, "addr", ln.Addr().String(), "transport", ln.Transport())
 		}
 	}
-	if cfg.amqpAddr != "" {
-		ln, closeAMQP, err := listenAMQP(cfg, logger, live, b, netOpts, mw)
+	if cfg.amqpAddr != "" || cfg.stomp.enabled() {
+		// One AMQP gateway holds the exchanges and queues of AMQP and
+		// STOMP clients.
+		amqpGW, err := newAMQPGateway(cfg, logger, live, b, mw)
 		if err != nil {
 			return err
 		}
-		defer closeAMQP()
-		servers = append(servers, ln)
-		addrs["amqp"] = ln.Addr().String()
+		defer amqpGW.Close()
+		if cfg.amqpAddr != "" {
+			ln, err := listenAMQP(cfg, logger, amqpGW, netOpts, mw)
+			if err != nil {
+				return err
+			}
+			servers = append(servers, ln)
+			addrs["amqp"] = ln.Addr().String()
+		}
+		if cfg.stomp.enabled() {
+			lns, err := listenSTOMP(cfg, logger, amqpGW, netOpts, tlsConfig, addrs, mw)
+			if err != nil {
+				return err
+			}
+			servers = append(servers, lns...)
+		}
 	}
 	if len(servers) == 0 {
 		return errors.New("no listener configured")
@@ -241,7 +256,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var parts []string
-	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "amqp", "http"} {
+	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "amqp", "stomp", "stomp-ws", "stomp-tls", "http"} {
 		if a, ok := addrs[p]; ok {
 			parts = append(parts, p+"="+a)
 		}

@@ -157,7 +157,7 @@ func startBrokerAll(t *testing.T, dataDir string, logs *syncBuffer, extra ...str
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan listening, 1)
 	done := make(chan error, 1)
-	args := append([]string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0",
+	args := append([]string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0",
 		"-http-addr", "127.0.0.1:0", "-data-dir", dataDir}, extra...)
 	go func() {
 		done <- run(ctx, args, env(nil), logs, func(l listening) { addrs <- l })
@@ -194,7 +194,7 @@ func TestBrokerServesNATS(t *testing.T) {
 	nc.Close()
 
 	// A second broker on the same data folder refuses to start.
-	err = run(context.Background(), []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), &bytes.Buffer{}, nil)
+	err = run(context.Background(), []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), &bytes.Buffer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second broker on the same folder: err = %v", err)
 	}

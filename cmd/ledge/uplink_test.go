@@ -53,7 +53,7 @@ func TestCtlUplinks(t *testing.T) {
 	addrs := make(chan listening, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(runCtx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
+		done <- run(runCtx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
 			"-data-dir", filepath.Join(t.TempDir(), "data"), "-config", conf, "-gateway-id", "box1",
 			"-uplink", up.ClientURL(), "-uplink-subjects", "tele.>", "-uplink-prefix", "box1."}, env(nil), &logs,
 			func(l listening) { addrs <- l })
