@@ -139,7 +139,7 @@ func TestAMQPQueueAndSTOMP(t *testing.T) {
 		t.Fatalf("body %q", m.Body)
 	}
 	must(t, c.Ack(m))
-	must(t, sub.Unsubscribe())
+	unsubscribe(t, sub)
 
 	// STOMP to an AMQP consumer; /queue/invoices is the same queue (its
 	// arguments are the AMQP declaration's).
