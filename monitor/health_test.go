@@ -154,8 +154,14 @@ func TestHealthRedWhenDurablePublishingBreaks(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs in a namespace: %v %s", err, out)
 	}
 	const child = "TestBrokenLogChild"
-	cmd := exec.Command("unshare", "-rm", "sh", "-c", `mount -t tmpfs -o size=512k tmpfs "$0" && exec "$@"`, dir,
-		os.Args[0], "-test.run=^"+child+"$", "-test.count=1", "-test.v")
+	args := []string{"-rm", "sh", "-c", `mount -t tmpfs -o size=512k tmpfs "$0" && exec "$@"`, dir}
+	// Under qemu-user without binfmt_misc the test binary runs only
+	// through its emulator (see .ci/run).
+	if emu := os.Getenv("LEDGE_TEST_EMULATOR"); emu != "" {
+		args = append(args, emu)
+	}
+	args = append(args, os.Args[0], "-test.run=^"+child+"$", "-test.count=1", "-test.v")
+	cmd := exec.Command("unshare", args...)
 	cmd.Env = append(os.Environ(), tinyFSEnv+"="+dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+child)) {
