@@ -176,6 +176,7 @@ func (cn *conn) chanMethod(id uint16, m *Method) error {
 		}
 		ch = &channel{conn: cn, id: id, consumers: map[string]*consumer{}, unacked: map[uint64]delivery{}}
 		cn.channels[id] = ch
+		cn.mon.channels.Add(1)
 		cn.write(func(b []byte) []byte {
 			b, at := appendMethodStart(b, id, chanOpenOk)
 			b = appendLongstr(b, "")
@@ -191,6 +192,7 @@ func (cn *conn) chanMethod(id uint16, m *Method) error {
 		switch m.ID {
 		case chanCloseOk:
 			delete(cn.channels, id)
+			cn.mon.channels.Add(-1)
 		case chanClose:
 			cn.write(func(b []byte) []byte { return appendEmpty(b, id, chanCloseOk) })
 		}
@@ -213,6 +215,7 @@ func (ch *channel) method(m *Method) *amqpError {
 	case chanClose:
 		ch.release()
 		delete(cn.channels, id)
+		cn.mon.channels.Add(-1)
 		cn.write(func(b []byte) []byte { return appendEmpty(b, id, chanCloseOk) })
 	case chanCloseOk:
 	case chanFlow:
@@ -380,6 +383,7 @@ func (ch *channel) route(ex, key, rawProps, body []byte, mandatory bool) *amqpEr
 			return e
 		}
 	}
+	cn.countIn(len(body))
 	if parseProps(rawProps, &ch.props) != nil {
 		return connErr(codeSyntaxError, "SYNTAX_ERROR - malformed content properties")
 	}
@@ -829,6 +833,7 @@ func (c *consumer) deliverDirect(ex, key, props, body []byte) {
 	cn.write2(func(b []byte) []byte {
 		return appendDeliver(b, c.ch.id, cn.frameMax, c.tag, c.ch.lastTag, false, ex, key, props, body)
 	})
+	cn.countOutLocked(len(body))
 }
 
 // serverCancel tells a consumer's client that its queue went away.

@@ -82,6 +82,8 @@ type conn struct {
 	outMu  sync.Mutex
 	wbuf   []byte
 	closed bool
+
+	mon connStats // for monitoring (stats.go)
 }
 
 // Handler returns the network handler that serves AMQP; give it to
@@ -96,6 +98,7 @@ type handler struct{ srv *Server }
 func (h handler) OnOpen(c *lnet.Conn) {
 	cn := &conn{srv: h.srv, c: c, frameMax: h.srv.opts.FrameMax, channels: make(map[uint16]*channel)}
 	c.SetContext(cn)
+	h.srv.conns.add(cn)
 	c.AfterFunc(h.srv.opts.HandshakeTimeout, func(c *lnet.Conn) {
 		if cn.state != stateOpened {
 			c.Close(ErrHandshakeTimeout)
@@ -108,6 +111,7 @@ func (h handler) OnClose(c *lnet.Conn, err error) {
 	if !ok {
 		return
 	}
+	h.srv.conns.remove(cn)
 	cn.outMu.Lock()
 	cn.closed = true
 	cn.outMu.Unlock()
@@ -191,6 +195,9 @@ func (cn *conn) write(fn func([]byte) []byte) {
 // returns the error that closes the connection once the close is written.
 func (cn *conn) fail(e *amqpError, cause methodID) error {
 	if e.conn {
+		if e.code != codeAccessRefused {
+			cn.srv.stats.ProtocolErrors.Add(1)
+		}
 		cn.write(func(b []byte) []byte { return appendClose(b, 0, connClose, e.code, e.text, cause) })
 		return fmt.Errorf("%w: %d %s", errConnException, e.code, e.text)
 	}
@@ -277,10 +284,14 @@ func (cn *conn) connMethod(m *Method) error {
 		if mech != "PLAIN" && mech != "AMQPLAIN" && !external {
 			return cn.fail(connErr(codeAccessRefused, "ACCESS_REFUSED - unsupported mechanism"), m.ID)
 		}
+		var user, pass string
+		if !external {
+			user, pass = plainCredentials(m.Mechanism, m.Response)
+		}
+		cn.mon.setClient(user, m.ClientProperties)
 		if a := cn.srv.opts.Auth; a != nil {
 			req := &auth.Request{Protocol: auth.AMQP, Remote: cn.c.RemoteAddr(), TLS: cn.c.TLS()}
 			if !external {
-				user, pass := plainCredentials(m.Mechanism, m.Response)
 				req.Username, req.Password = user, []byte(pass)
 			}
 			cn.mech = mech
@@ -372,9 +383,16 @@ func (cn *conn) authDone(c *lnet.Conn) {
 func (cn *conn) loggedIn(cl *auth.Client, err error) error {
 	if err != nil {
 		// auth logs refusals, a flood of them within a budget.
+		cn.srv.stats.AuthFailures.Add(1)
 		return cn.fail(connErr(codeAccessRefused, "ACCESS_REFUSED - Login was refused using authentication mechanism "+cn.mech+". For details see the broker logfile."), connStartOk)
 	}
 	cn.client = cl
+	if m := cn.mon.client.Load(); m != nil && m.user != cl.User() {
+		// Monitoring shows who logged in (a certificate, a token).
+		who := *m
+		who.user = cl.User()
+		cn.mon.client.Store(&who)
+	}
 	c := cn.c
 	cl.OnChange(func(err error) {
 		_ = c.Do(func(*lnet.Conn) { cn.rulesChanged(err) })

@@ -53,6 +53,13 @@
 // their own while the connection's input waits; publishes, deliveries and
 // acknowledgements stay on the event loops.
 //
+// Another gateway of the process (STOMP) uses the same exchanges and
+// queues through a small exported API (local.go): DeclareQueue, Bind,
+// a Publisher whose Publish takes a confirm callback, and Consume, whose
+// Subscription is one more consumer of the queue, delivering to a Sink
+// with its prefetch and acknowledging by stream sequence. Its exclusive
+// queues belong to an Owner, which deletes them when released.
+//
 // What is not implemented is refused, never silently accepted:
 // basic.recover with requeue=false,
 // channel.flow active=false, prefetch_size, a global prefetch_count

@@ -396,10 +396,11 @@ func TestExchangeDeclareDeleteInternal(t *testing.T) {
 	g := startGateway(t, Options{}, "")
 	_, ch := dial(t, g)
 	must(t, ch.ExchangeDeclare("inner", "fanout", false, false, true, false, nil))
+	// The refusal closes the channel asynchronously: listen before the
+	// publish, since a channel already closed reports no error.
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	err := ch.PublishWithContext(context.Background(), "inner", "", false, false, text("x"))
 	must(t, err)
-	// The refusal closes the channel asynchronously.
-	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	select {
 	case e := <-closed:
 		if e == nil || e.Code != codeAccessRefused {

@@ -66,7 +66,10 @@ type queue struct {
 
 	mu sync.Mutex
 	// subs are the consumers and basic.gets waiting, by reply subject.
-	subs        map[string]*consumer
+	subs map[string]*consumer
+	// local are the consumers of other gateways (local.go), by reply
+	// subject.
+	local       map[string]*Subscription
 	consumers   int
 	hadConsumer bool
 	// exclusiveConsumer: a basic.consume with exclusive holds the queue.
@@ -307,8 +310,9 @@ func (q *queue) Deliver(subject string, d *broker.Delivery) bool {
 	if c != nil && c.get {
 		delete(q.subs, subject)
 	}
+	l := q.local[subject]
 	q.mu.Unlock()
-	if c != nil && c.deliver(d) {
+	if c != nil && c.deliver(d) || l != nil && l.deliver(d) {
 		return true
 	}
 	// Taken by a consumer that just went away: back to the queue, from
@@ -325,7 +329,11 @@ func (q *queue) Status(subject string, st broker.Status) {
 	if c != nil && c.get {
 		delete(q.subs, subject)
 	}
+	l := q.local[subject]
 	q.mu.Unlock()
+	if l != nil {
+		l.status(st)
+	}
 	if c != nil && c.get && st.Kind == broker.StatusNoMessages {
 		c.ch.conn.write(func(b []byte) []byte { return appendTag(b, c.ch.id, bGetEmpty, "") })
 	}
@@ -346,8 +354,9 @@ func (q *queue) Status(subject string, st broker.Status) {
 func (q *queue) Interest(subject string) bool {
 	q.mu.Lock()
 	c := q.subs[subject]
+	l := q.local[subject]
 	q.mu.Unlock()
-	return c != nil && !c.isDead()
+	return c != nil && !c.isDead() || l != nil && l.alive()
 }
 
 // Event is not used: AMQP has no advisories.
@@ -435,6 +444,7 @@ func (c *consumer) deliver(d *broker.Delivery) bool {
 		cn.wbuf = appendDeliver(cn.wbuf[:0], ch.id, cn.frameMax, c.tag, tag, redelivered, exchange, key, props, d.Payload)
 	}
 	_ = cn.c.Write(cn.wbuf)
+	cn.countOutLocked(len(d.Payload))
 	refill := !c.noAck && !c.get && c.prefetch == 0 && c.credit == 0
 	cn.outMu.Unlock()
 	if refill {

@@ -92,6 +92,10 @@ type Server struct {
 	// denied counts methods and publishes refused by the clients'
 	// permissions.
 	denied atomic.Int64
+
+	// For monitoring (stats.go).
+	stats Stats
+	conns connRegistry
 }
 
 // Denied returns how many methods and publishes the clients' permissions
@@ -325,12 +329,17 @@ func (s *Server) deleteQueue(q *queue) uint32 {
 	q.deleted = true
 	subs := q.subs
 	q.subs = map[string]*consumer{}
+	local := q.local
+	q.local = nil
 	q.mu.Unlock()
 	for _, c := range subs {
 		if c.get {
 			continue
 		}
 		c.ch.conn.serverCancel(c)
+	}
+	for _, l := range local {
+		l.cancelled()
 	}
 	q.cons.Detach(q)
 	if q.timer != nil {

@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # benchmarks/bridge.sh: store-and-forward to a NATS/JetStream hub, ledge's
 # uplink against a nats-server leaf node with JetStream whose stream the
-# hub sources (the NATS way of doing this), on this machine.
+# hub sources (the NATS way of doing this), and against a mosquitto bridge
+# into the hub's MQTT listener (the MQTT way), on this machine.
+#
+# Edges (EDGES):
+#   ledge                -sync never, -uplink to the hub with the defaults
+#   leaf                 nats-server with JetStream domain edge, its stream
+#                        sourced by the hub's over $JS.edge.API
+#   mosquitto            mosquitto with its default bridge settings
+#                        (max_queued_messages 1000, restart_timeout 5 30),
+#                        persistence false, QoS 1 both ways
+#   mosquitto-unlimited  the same with max_queued_messages 0: no limit, the
+#                        whole backlog in RAM
 #
 # For each edge (ledge, then the leaf node):
 #   forward   BACKLOG SIZE-byte messages published at the edge with the hub
@@ -19,11 +30,12 @@ cd "$(dirname "$0")/.."
 
 BACKLOG=${BACKLOG:-200000}
 SIZE=${SIZE:-100}
-EDGES=${EDGES:-"ledge leaf"}
+EDGES=${EDGES:-"ledge leaf mosquitto mosquitto-unlimited"}
 LEDGE_ARGS=${LEDGE_ARGS:-}
 HUB_PORT=24310
 HUB_MON=28310
 HUB_LEAF=27310
+HUB_MQTT=21310
 EDGE_PORT=24311
 
 bin=$PWD/benchmarks/out/bin
@@ -31,6 +43,15 @@ mkdir -p "$bin"
 export GOBIN=$bin
 [ -x "$bin/nats-server" ] || go install github.com/nats-io/nats-server/v2@latest
 [ -x "$bin/nats" ] || go install github.com/nats-io/natscli/nats@latest
+case " $EDGES " in *" mosquitto"*)
+	if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+		sudo=""
+		[ "$(id -u)" = 0 ] || sudo=sudo
+		$sudo apt-get update -q
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends mosquitto
+	fi ;;
+esac
+mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 go build -o "$bin/ledge" ./cmd/ledge
 go build -o "$bin/ledge-bench" ./cmd/ledge-bench
 
@@ -44,7 +65,12 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-hub_msgs() { curl -s "http://127.0.0.1:$HUB_MON/jsz" | jq -r '.messages // 0'; }
+# hub_msgs: the messages in the hub's streams, not counting the MQTT
+# listener's own ($MQTT_sess holds the bridge's session).
+hub_msgs() {
+	curl -s "http://127.0.0.1:$HUB_MON/jsz?streams=true" |
+		jq -r '[.account_details[]?.stream_detail[]? | select(.name | startswith("$MQTT") | not) | .state.messages] | add // 0'
+}
 hub_in_bytes() { curl -s "http://127.0.0.1:$HUB_MON/varz" | jq -r '.in_bytes'; }
 
 wait_port() {
@@ -57,28 +83,40 @@ wait_port() {
 }
 
 # wait_hub N: poll the hub until it holds N messages; prints the seconds
-# from $t0 to the first poll above $base and to the last.
+# from $t0 to the first poll above $base and to the last change, and the
+# count. An edge that dropped messages never gets there: after STALL
+# seconds without a new message (and 60 s for the first one) it prints
+# what arrived, "-" for a first message that never came.
+STALL=${STALL:-10}
 wait_hub() {
-	local want=$1 first="" n
-	for _ in $(seq 1 100000); do
+	local want=$1 first="" n last=-1 changed
+	changed=$(now)
+	while :; do
 		n=$(hub_msgs)
+		if [ "$n" != "$last" ]; then last=$n changed=$(now); fi
 		if [ -z "$first" ] && [ "$n" -gt "$base" ]; then first=$(now); fi
-		if [ "$n" -ge "$want" ]; then
-			echo "$(echo "$first - $t0" | bc) $(echo "$(now) - $t0" | bc) $n"
-			return 0
-		fi
+		if [ "$n" -ge "$want" ]; then break; fi
+		local quiet
+		quiet=$(echo "$(now) - $changed" | bc)
+		if [ -n "$first" ] && [ "$(echo "$quiet > $STALL" | bc)" = 1 ]; then break; fi
+		if [ -z "$first" ] && [ "$(echo "$quiet > 60" | bc)" = 1 ]; then break; fi
 		sleep 0.01
 	done
-	echo "hub stuck at $n of $want" >&2
-	return 1
+	if [ -z "$first" ]; then
+		echo "- - $n"
+	else
+		echo "$(echo "$first - $t0" | bc) $(echo "$changed - $t0" | bc) $n"
+	fi
 }
 
 hub_start() {
 	cat >"$work/hub.conf" <<EOF
+server_name: hub
 listen: 127.0.0.1:$HUB_PORT
 http: 127.0.0.1:$HUB_MON
 jetstream { store_dir: "$work/hub", domain: hub }
 leafnodes { listen: 127.0.0.1:$HUB_LEAF }
+mqtt { listen: 127.0.0.1:$HUB_MQTT }
 EOF
 	"$bin/nats-server" -c "$work/hub.conf" >"$work/hub.log" 2>&1 &
 	hub_pid=$!
@@ -91,9 +129,19 @@ hub_stop() {
 	wait "$hub_pid" 2>/dev/null || true
 }
 
-publish() { # subject count
-	"$bin/ledge-bench" -url "nats://127.0.0.1:$EDGE_PORT" -scenario jspub -stream "$1" -subject "bench.{n}" \
-		-pubs 1 -count "$2" -size "$SIZE" -max-pending 512 -quiet >/dev/null
+publish() { # stream count
+	case $edge in
+	mosquitto*)
+		# QoS 1, acknowledged by the edge: what the bridge then loses is
+		# the bridge's.
+		"$bin/ledge-bench" -proto mqtt -url "mqtt://127.0.0.1:$EDGE_PORT" -scenario pub -subject "bench/{n}" -qos 1 \
+			-pubs 1 -count "$2" -size "$SIZE" -quiet >/dev/null
+		;;
+	*)
+		"$bin/ledge-bench" -url "nats://127.0.0.1:$EDGE_PORT" -scenario jspub -stream "$1" -subject "bench.{n}" \
+			-pubs 1 -count "$2" -size "$SIZE" -max-pending 512 -quiet >/dev/null
+		;;
+	esac
 }
 
 edge_start() {
@@ -130,6 +178,32 @@ EOF
 		sleep 1 # the leaf connection
 		"$bin/nats" -s "nats://127.0.0.1:$HUB_PORT" stream add --config "$work/src.json" >/dev/null
 		;;
+	mosquitto | mosquitto-unlimited)
+		local queue=""
+		[ "$1" = mosquitto-unlimited ] && queue="max_queued_messages 0"
+		# The hub's MQTT topic edge1/bench/N is the subject edge1.bench.N,
+		# which the hub's stream captures, as with ledge's uplink.
+		"$bin/nats" -s "nats://127.0.0.1:$HUB_PORT" stream add EDGE1 --subjects 'edge1.>' --defaults >/dev/null
+		cat >"$work/mosquitto.conf" <<EOF
+listener $EDGE_PORT 127.0.0.1
+allow_anonymous true
+persistence false
+$queue
+connection hub
+address 127.0.0.1:$HUB_MQTT
+bridge_protocol_version mqttv311
+try_private false
+remote_clientid edge1-bridge
+cleansession false
+topic bench/# out 1 "" edge1/
+EOF
+		"$mosquitto" -c "$work/mosquitto.conf" >"$work/edge.log" 2>&1 &
+		edge_pid=$!
+		pids+=("$edge_pid")
+		wait_port $EDGE_PORT
+		stream=EDGE1
+		hub_stream=EDGE1
+		;;
 	esac
 }
 
@@ -145,8 +219,9 @@ for edge in $EDGES; do
 	base=0
 	t0=$(now)
 	publish "$stream" "$BACKLOG"
-	read -r _ fwd_last _ < <(wait_hub "$BACKLOG")
-	fwd_rate=$(echo "$BACKLOG / $fwd_last" | bc)
+	read -r _ fwd_last fwd_got < <(wait_hub "$BACKLOG")
+	fwd_rate=$(echo "$fwd_got / $fwd_last" | bc)
+	base=$fwd_got
 
 	# Outage: the backlog builds at the edge.
 	hub_stop
@@ -155,15 +230,15 @@ for edge in $EDGES; do
 	rss=$(rss_kib "$edge_pid")
 
 	hub_start
-	base=$BACKLOG
 	bytes0=$(hub_in_bytes)
 	t0=$(now)
-	read -r first last got < <(wait_hub $((2 * BACKLOG)))
+	read -r first last got < <(wait_hub $((base + BACKLOG)))
 	sleep 2
 	got=$(hub_msgs)
 	bytes=$(( $(hub_in_bytes) - bytes0 ))
+	# Lost (or, negative, duplicated) of all 2 x BACKLOG published.
 	lost=$(( 2 * BACKLOG - got ))
-	results+=("$edge forward_msgs_per_s=$fwd_rate catchup_first_s=$first catchup_all_s=$last lost_or_dup=$lost rss_idle_mib=$((idle / 1024)) rss_backlog_mib=$((rss / 1024)) uplink_bytes_per_msg=$((bytes / BACKLOG))")
+	results+=("$edge forward_msgs_per_s=$fwd_rate catchup_first_s=$first catchup_all_s=$last lost_or_dup=$lost rss_idle_mib=$((idle / 1024)) rss_backlog_mib=$((rss / 1024)) uplink_bytes_per_msg=$((bytes / (got > base ? got - base : 1)))")
 	echo "${results[-1]}"
 	kill "$edge_pid"
 	wait "$edge_pid" 2>/dev/null || true

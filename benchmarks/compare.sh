@@ -3,11 +3,12 @@
 # (issue 7). In one run, under the lock /tmp/ledge-bench.lock, it measures
 # the machine's physical limits and then runs every peer comparison that
 # exists: benchmarks/nats.sh (ledge vs nats-server, NATS), js.sh (durable
-# streams), mqtt.sh (ledge vs mosquitto and nats-server, MQTT), and amqp.sh
-# and stomp.sh once they exist. Each script installs its peers, alternates
-# ledge and the peer, and prints its markdown tables; compare.sh puts them
-# together with the limits in benchmarks/out/compare-<time>.md and, with
-# APPEND_RESULTS=1, appends that report to benchmarks/RESULTS.md.
+# streams), mqtt.sh (ledge vs mosquitto and nats-server, MQTT), amqp.sh
+# (ledge vs RabbitMQ, AMQP 0-9-1), and stomp.sh once it exists. Each
+# script installs its peers, alternates ledge and the peer, and prints its
+# markdown tables; compare.sh puts them together with the limits in
+# benchmarks/out/compare-<time>.md and, with APPEND_RESULTS=1, appends that
+# report to benchmarks/RESULTS.md.
 #
 # Physical limits, so that a broker's figure can be read against the
 # machine's:

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/log"
 	"github.com/ledgemq/ledge/router"
-	"github.com/nats-io/nats.go"
 )
 
 // Bridge runs the uplinks of one broker. All methods are safe for
@@ -57,7 +55,7 @@ func New(b *broker.Broker, live *router.Router[broker.Receiver], cfg Config) (*B
 			names = append(names, s.stream.Name())
 		}
 		u.logger.Info("uplink configured", "upstream", u.redactedURLs(), "streams", names,
-			"prefix", u.cfg.Prefix, "mode", u.cfg.Mode, "window", u.cfg.Window,
+			"prefix", u.cfg.Prefix, "mode", u.cfg.Mode, "window", u.cfg.Window, "catch_up", u.cfg.CatchUp,
 			"downlink", u.cfg.Downlink, "compress", u.cfg.Compress, "rate_limit", u.cfg.RateLimit)
 		br.wg.Add(2)
 		go u.run()
@@ -113,18 +111,6 @@ func (br *Bridge) Status() []Status {
 		out = append(out, u.status())
 	}
 	return out
-}
-
-// Serve answers requests on StatusSubject over nc with the uplinks' state,
-// for "ledge ctl uplinks".
-func (br *Bridge) Serve(nc *nats.Conn) (*nats.Subscription, error) {
-	return nc.Subscribe(StatusSubject, func(m *nats.Msg) {
-		b, err := json.Marshal(br.Status())
-		if err != nil {
-			return
-		}
-		_ = m.Respond(b)
-	})
 }
 
 // publishLocal hands a downlinked message to the local live subscribers

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang"
 	"github.com/klauspost/compress/s2"
 	"github.com/ledgemq/ledge/broker"
+	"github.com/ledgemq/ledge/log"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -546,5 +548,69 @@ func TestDownlinkCoreStoresLocally(t *testing.T) {
 	waitFor(t, 5*time.Second, "both downlinked", func() bool { return e.status("cloud").Downlinked == 2 })
 	if own, _ := e.b.Stream("UPLINK_cloud"); own.Info().State.LastSeq != 0 {
 		t.Error("a downlinked message was captured by the uplink's own stream")
+	}
+}
+
+// TestCatchUpOrder: after an outage, in-order sends the backlog before a
+// message published once the link is back; newest-first sends that live
+// message ahead of most of the backlog. Both forward everything exactly
+// once, in order within each subject.
+func TestCatchUpOrder(t *testing.T) {
+	const backlog = 1000
+	// A header pads each message to about 130 bytes on the link.
+	pad := []log.Header{{Key: []byte("Pad"), Value: bytes.Repeat([]byte("p"), 100)}}
+	publish := func(t *testing.T, st *broker.Stream, subject string, n int) {
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			m := &broker.Message{Subject: []byte(subject), Headers: pad, Payload: []byte(fmt.Sprintf("%s %d", subject, i))}
+			if err := st.Publish(m, func(_ broker.PubAck, err error) {
+				if err != nil {
+					t.Error(err)
+				}
+				wg.Done()
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wg.Wait()
+	}
+	for _, order := range []CatchUp{InOrder, NewestFirst} {
+		t.Run(order.String(), func(t *testing.T) {
+			up := startUpstream(t, nil)
+			up.addStream("UP", "edge1.>")
+			e := openEdge(t, t.TempDir(), false)
+			u := quickUplink("cloud", up.url())
+			u.Subjects = []string{"n.>"}
+			u.CatchUp = order
+			u.Window = 16
+			// The link takes about two seconds for the backlog after its
+			// first second's burst, so the live message meets it draining.
+			u.RateLimit = 40 << 10
+			up.stop()
+			e.startBridge(u)
+			st, _ := e.b.Stream("UPLINK_cloud")
+			publish(t, st, "n.old", backlog)
+			up.start()
+			waitFor(t, 20*time.Second, "uplink up", func() bool { return e.status("cloud").State == "up" })
+			publish(t, st, "n.live", 1)
+			waitFor(t, 30*time.Second, "all upstream", func() bool { return up.count("UP") >= backlog+1 })
+			msgs := up.read("UP")
+			checkExactlyOnce(t, msgs, map[string]int{"n.old": backlog, "n.live": 1})
+			at := -1
+			for i, m := range msgs {
+				if m.Subject() == "edge1.n.live" {
+					at = i
+				}
+			}
+			t.Logf("%s: the live message is upstream at %d of %d", order, at, backlog+1)
+			switch {
+			case order == InOrder && at != backlog:
+				t.Fatalf("in order: the live message is upstream at %d, want %d (after the backlog)", at, backlog)
+			case order == NewestFirst && at >= backlog/2:
+				t.Fatalf("newest first: the live message is upstream at %d, behind half the backlog of %d", at, backlog)
+			}
+			waitFor(t, 5*time.Second, "backlog gone", func() bool { return e.status("cloud").BacklogMsgs == 0 })
+		})
 	}
 }

@@ -21,10 +21,6 @@ const (
 	DefaultDialTimeout  = 5 * time.Second
 )
 
-// StatusSubject is the NATS subject on which a running broker answers with
-// the state of its uplinks (a JSON array of Status).
-const StatusSubject = "$LEDGE.UPLINKS"
-
 // CompressionHeader marks a payload compressed by the uplink; its value
 // names the codec ("s2").
 const CompressionHeader = "Ledge-Compression"
@@ -94,6 +90,39 @@ func ParseBudgetPolicy(s string) (BudgetPolicy, error) {
 	return 0, fmt.Errorf("uplink budget policy %q: want drop-oldest or refuse-new", s)
 }
 
+// CatchUp says in which order an uplink sends a backlog when its link
+// returns.
+type CatchUp uint8
+
+const (
+	// InOrder sends the backlog first and live messages after it: the
+	// upstream stream gets everything in local order.
+	InOrder CatchUp = iota
+	// NewestFirst sends what arrives once the link is back as it arrives,
+	// ahead of the backlog, which takes the link's remaining capacity,
+	// oldest first. Order is kept within the live messages and within the
+	// backlog, not between them.
+	NewestFirst
+)
+
+func (c CatchUp) String() string {
+	if c == NewestFirst {
+		return "newest-first"
+	}
+	return "in-order"
+}
+
+// ParseCatchUp reads "in-order" or "newest-first".
+func ParseCatchUp(s string) (CatchUp, error) {
+	switch s {
+	case "in-order":
+		return InOrder, nil
+	case "newest-first":
+		return NewestFirst, nil
+	}
+	return 0, fmt.Errorf("uplink catch-up %q: want in-order or newest-first", s)
+}
+
 // Config configures a Bridge.
 type Config struct {
 	// GatewayID names this box in message ids upstream; it must be stable
@@ -156,6 +185,9 @@ type Uplink struct {
 	DialTimeout            time.Duration
 	// RateLimit caps the bytes per second sent upstream (0: none).
 	RateLimit int64
+	// CatchUp is the order of a backlog and live messages when the link
+	// returns.
+	CatchUp CatchUp
 	// Compress sends payloads compressed with s2 when that makes them
 	// smaller, marked with CompressionHeader.
 	Compress bool

@@ -29,6 +29,18 @@
 // stores them or removes duplicates, so this mode is at-least-once, and a
 // message is lost upstream if no subscriber is there to take it.
 //
+// # Catch-up order
+//
+// By default a backlog goes upstream in order, before anything published
+// once the link is back. With CatchUp NewestFirst each session starts by
+// making its consumers jump to the tail of their streams
+// (broker.Consumer.JumpToTail): what arrives from then on is sent as it
+// arrives, and the range jumped over, kept in the consumer's saved state,
+// is sent behind it, oldest first, with the link's remaining capacity. The
+// cursor's ack floor stays below that range until it is all acknowledged,
+// so retention keeps it and a crash resumes it; only the order between
+// live messages and backlog differs.
+//
 // # The link
 //
 // A session is one connection: it is made, forwards, and ends on the first

@@ -294,6 +294,14 @@ func (u *uplink) attachAll() {
 		s.cons.Attach(s)
 		// What the last session left unacknowledged goes first, in order.
 		s.cons.RedeliverPending()
+		if u.cfg.CatchUp == NewestFirst {
+			// Live traffic goes ahead of the backlog; the consumer keeps
+			// what it skipped in its state and sends it when nothing
+			// newer waits.
+			if n := s.cons.JumpToTail(); n > 0 {
+				u.logger.Info("uplink: live messages go ahead of the backlog", "stream", s.stream.Name(), "backlog", n)
+			}
+		}
 	}
 }
 

@@ -33,7 +33,10 @@ type Options struct {
 	// is written (1 s when zero). Acknowledgements in the last interval
 	// before a crash are lost, and those messages delivered again.
 	StateFlushInterval time.Duration
-	Logger             *slog.Logger
+	// LogMetrics, when set, receives the fsync and durable-latency
+	// timings of every file stream's log (see log.Metrics).
+	LogMetrics *log.Metrics
+	Logger     *slog.Logger
 }
 
 // DefaultSegmentBytes is a stream's segment size when Options leave it
@@ -371,6 +374,7 @@ func (b *Broker) openStream(cfg StreamConfig, create bool) (*Stream, error) {
 			SyncInterval:   b.opts.SyncInterval,
 			Compression:    cfg.Compression,
 			MaxMappedBytes: b.opts.MaxMappedBytes,
+			Metrics:        b.opts.LogMetrics,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("stream %q: %w", s.name, err)

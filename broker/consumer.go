@@ -224,10 +224,14 @@ type Consumer struct {
 	waiting   []*pullRequest
 	rd        storeReader // first deliveries, at next
 	rr        storeReader // redeliveries
+	ro        storeReader // owed messages (owed.go)
 	rec       log.Record
 	d         Delivery
 	dirty     bool
 	closed    bool
+	// owed are the ranges skipped by JumpToTail and not yet delivered,
+	// oldest first (owed.go).
+	owed []*owedRange
 	// lastPer holds, for DeliverLastPerSubject, the sequences to deliver
 	// below lastPerUntil; others there are skipped.
 	lastPer      map[uint64]bool
@@ -286,10 +290,15 @@ func (c *Consumer) stored(seq uint64, subject string) {
 
 // removed is told, under the stream's lock, that a message is gone.
 func (c *Consumer) removed(seq uint64, subj *subjectState) {
-	if seq < c.next.Load() {
+	below := seq < c.next.Load()
+	if below && len(c.owed) == 0 {
 		return
 	}
-	if subj == nil || len(c.filter()) == 0 || c.filter().matches([]byte(subj.name)) {
+	wanted := subj == nil || len(c.filter()) == 0 || c.filter().matches([]byte(subj.name))
+	switch {
+	case below:
+		c.owedRemoved(seq, wanted)
+	case wanted:
 		c.numPending.Add(-1)
 	}
 }
@@ -301,6 +310,7 @@ func (c *Consumer) purged(first uint64) {
 		c.next.Store(first)
 	}
 	c.numPending.Store(0)
+	c.owedPurged(first)
 }
 
 // Pull queues a request for messages.
@@ -534,7 +544,7 @@ func (c *Consumer) Info() ConsumerInfo {
 		AckFloor:      SequencePair{Consumer: floorC, Stream: floor},
 		NumAckPending: len(c.pending),
 		NumWaiting:    len(c.waiting),
-		NumPending:    uint64(max(c.numPending.Load(), 0)),
+		NumPending:    uint64(max(c.numPending.Load(), 0) + c.owedPending()),
 	}
 	for _, p := range c.pending {
 		if p.deliveries > 1 {
@@ -550,13 +560,17 @@ func (c *Consumer) Info() ConsumerInfo {
 // ackFloorLocked returns the highest stream sequence (and its consumer
 // sequence) at or below which every delivered message is acknowledged.
 func (c *Consumer) ackFloorLocked() (uint64, uint64) {
-	if len(c.pending) == 0 {
-		return c.next.Load() - 1, c.delivered
-	}
-	minS, minC := uint64(1<<63), uint64(1<<63)
+	minS, minC := c.next.Load(), c.delivered+1
 	for seq, p := range c.pending {
 		minS = min(minS, seq)
 		minC = min(minC, p.cseq)
+	}
+	// What is owed was never delivered, so has no consumer sequence: the
+	// floor's stays that of the oldest delivery still pending.
+	for _, r := range c.owed {
+		if next := r.next.Load(); next < r.end {
+			minS = min(minS, next)
+		}
 	}
 	return minS - 1, minC - 1
 }
@@ -572,7 +586,7 @@ func (c *Consumer) hasAcked(seq uint64, subject string) bool {
 	if c.lastPer != nil && seq < c.lastPerUntil && !c.lastPer[seq] {
 		return true
 	}
-	return seq < c.next.Load() && c.pending[seq] == nil
+	return seq < c.next.Load() && c.pending[seq] == nil && !c.owesLocked(seq)
 }
 
 // run delivers until the consumer is stopped.
@@ -832,6 +846,9 @@ func (c *Consumer) deliverOneLocked(now int64) (ok, more bool) {
 			var ce *log.CorruptError
 			switch {
 			case err == io.EOF:
+				if len(c.owed) > 0 {
+					return c.deliverOwedLocked(now)
+				}
 				return false, true
 			case errors.Is(err, log.ErrOffsetOutOfRange):
 				first := c.s.st.firstOffset()
@@ -947,7 +964,7 @@ func (c *Consumer) sendLocked(seq uint64, p *pendingMsg, now int64) bool {
 		ConsumerSeq: c.delivered,
 		Deliveries:  int(p.deliveries),
 		Time:        c.rec.Time,
-		Pending:     uint64(max(c.numPending.Load(), 0)),
+		Pending:     uint64(max(c.numPending.Load(), 0) + c.owedPending()),
 	}
 	if c.cfg.HeadersOnly {
 		d.Payload = nil
@@ -1003,6 +1020,11 @@ func (c *Consumer) stateLocked() *consumerState {
 		st.pending = append(st.pending, pendingState{seq: seq, cseq: p.cseq, deliveries: p.deliveries, time: p.time})
 	}
 	sort.Slice(st.pending, func(i, j int) bool { return st.pending[i].seq < st.pending[j].seq })
+	for _, r := range c.owed {
+		if next := r.next.Load(); next < r.end {
+			st.owed = append(st.owed, owedState{next: next, end: r.end})
+		}
+	}
 	return st
 }
 
@@ -1027,6 +1049,12 @@ func (c *Consumer) restoreLocked(st consumerState) {
 			deadline:   ps.time + int64(c.ackWait(ps.deliveries)),
 		}
 		c.noteDeadline(c.pending[ps.seq].deadline)
+	}
+	c.owed = c.owed[:0]
+	for _, o := range st.owed {
+		r := &owedRange{end: o.end}
+		r.next.Store(o.next)
+		c.owed = append(c.owed, r)
 	}
 }
 
@@ -1055,6 +1083,10 @@ func (c *Consumer) stop(deleted bool) {
 	if c.rr != nil {
 		c.rr.close()
 		c.rr = nil
+	}
+	if c.ro != nil {
+		c.ro.close()
+		c.ro = nil
 	}
 	c.mu.Unlock()
 }

@@ -24,6 +24,10 @@ const (
 // the old one or the new one, never a mix.
 const stateVersion = 1
 
+// consumerStateVersion is 2 since consumers record the ranges they owe
+// after JumpToTail; version 1 files, without them, are still read.
+const consumerStateVersion = 2
+
 var (
 	streamStateMagic   = [4]byte{'L', 'G', 'S', 'S'}
 	consumerStateMagic = [4]byte{'L', 'G', 'C', 'S'}
@@ -53,7 +57,7 @@ func encodeStreamState(st streamState) []byte {
 
 func decodeStreamState(b []byte) (streamState, error) {
 	var st streamState
-	body, err := checkState(b, streamStateMagic, 8+8+4)
+	body, _, err := checkState(b, streamStateMagic, 8+8+4, stateVersion)
 	if err != nil {
 		return st, err
 	}
@@ -90,7 +94,11 @@ type consumerState struct {
 	ackFloor  uint64 // stream sequence: everything at or below is acked
 	ackFloorC uint64 // consumer sequence of the ack floor
 	pending   []pendingState
+	owed      []owedState // since version 2
 }
+
+// owedState is a range [next, end) the consumer skipped and still owes.
+type owedState struct{ next, end uint64 }
 
 type pendingState struct {
 	seq, cseq  uint64
@@ -101,9 +109,9 @@ type pendingState struct {
 const pendingStateSize = 8 + 8 + 4 + 8
 
 func encodeConsumerState(st *consumerState) []byte {
-	b := make([]byte, 0, 5+8*4+4+pendingStateSize*len(st.pending)+4)
+	b := make([]byte, 0, 5+8*4+4+pendingStateSize*len(st.pending)+4+16*len(st.owed)+4)
 	b = append(b, consumerStateMagic[:]...)
-	b = append(b, stateVersion)
+	b = append(b, consumerStateVersion)
 	b = binary.LittleEndian.AppendUint64(b, st.next)
 	b = binary.LittleEndian.AppendUint64(b, st.delivered)
 	b = binary.LittleEndian.AppendUint64(b, st.ackFloor)
@@ -115,12 +123,17 @@ func encodeConsumerState(st *consumerState) []byte {
 		b = binary.LittleEndian.AppendUint32(b, p.deliveries)
 		b = binary.LittleEndian.AppendUint64(b, uint64(p.time))
 	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(st.owed)))
+	for _, o := range st.owed {
+		b = binary.LittleEndian.AppendUint64(b, o.next)
+		b = binary.LittleEndian.AppendUint64(b, o.end)
+	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
 func decodeConsumerState(b []byte) (consumerState, error) {
 	var st consumerState
-	body, err := checkState(b, consumerStateMagic, 8*4+4)
+	body, version, err := checkState(b, consumerStateMagic, 8*4+4, consumerStateVersion)
 	if err != nil {
 		return st, err
 	}
@@ -130,8 +143,34 @@ func decodeConsumerState(b []byte) (consumerState, error) {
 	st.ackFloorC = binary.LittleEndian.Uint64(body[24:])
 	n := binary.LittleEndian.Uint32(body[32:])
 	body = body[36:]
-	if uint64(len(body)) != pendingStateSize*uint64(n) {
+	size := pendingStateSize * uint64(n)
+	var owed []byte
+	switch {
+	case version >= 2 && uint64(len(body)) >= size+4:
+		owed = body[size:]
+		body = body[:size]
+	case version >= 2:
+		return st, fmt.Errorf("%w: %d pending entries and no owed count in %d bytes", ErrBadState, n, len(body))
+	}
+	if uint64(len(body)) != size {
 		return st, fmt.Errorf("%w: %d pending entries in %d bytes", ErrBadState, n, len(body))
+	}
+	if owed != nil {
+		m := binary.LittleEndian.Uint32(owed)
+		owed = owed[4:]
+		if uint64(len(owed)) != 16*uint64(m) || m > maxOwed {
+			return st, fmt.Errorf("%w: %d owed ranges in %d bytes", ErrBadState, m, len(owed))
+		}
+		if m > 0 {
+			st.owed = make([]owedState, m)
+		}
+		for i := range st.owed {
+			o := owedState{next: binary.LittleEndian.Uint64(owed[16*i:]), end: binary.LittleEndian.Uint64(owed[16*i+8:])}
+			if o.next == 0 || o.next >= o.end || (i > 0 && o.next < st.owed[i-1].end) {
+				return st, fmt.Errorf("%w: owed range [%d, %d) out of order", ErrBadState, o.next, o.end)
+			}
+			st.owed[i] = o
+		}
 	}
 	st.pending = make([]pendingState, n)
 	for i := range st.pending {
@@ -146,23 +185,24 @@ func decodeConsumerState(b []byte) (consumerState, error) {
 	return st, nil
 }
 
-// checkState verifies magic, version, length and checksum, and returns
-// the fields between the version byte and the checksum.
-func checkState(b []byte, magic [4]byte, minBody int) ([]byte, error) {
+// checkState verifies magic, version (1 to newest), length and checksum,
+// and returns the fields between the version byte and the checksum, and
+// the version.
+func checkState(b []byte, magic [4]byte, minBody int, newest byte) ([]byte, byte, error) {
 	if len(b) < 5+minBody+4 {
-		return nil, fmt.Errorf("%w: %d bytes is too short", ErrBadState, len(b))
+		return nil, 0, fmt.Errorf("%w: %d bytes is too short", ErrBadState, len(b))
 	}
 	if [4]byte(b[:4]) != magic {
-		return nil, fmt.Errorf("%w: bad magic %q", ErrBadState, b[:4])
+		return nil, 0, fmt.Errorf("%w: bad magic %q", ErrBadState, b[:4])
 	}
-	if b[4] != stateVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrBadState, b[4], stateVersion)
+	if b[4] < 1 || b[4] > newest {
+		return nil, 0, fmt.Errorf("%w: version %d, want 1 to %d", ErrBadState, b[4], newest)
 	}
 	n := len(b) - 4
 	if crc32.Checksum(b[:n], castagnoli) != binary.LittleEndian.Uint32(b[n:]) {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadState)
+		return nil, 0, fmt.Errorf("%w: checksum mismatch", ErrBadState)
 	}
-	return b[5:n], nil
+	return b[5:n], b[4], nil
 }
 
 // writeFileAtomic replaces path with data: write a temporary file, fsync

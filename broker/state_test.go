@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"reflect"
 	"testing"
 )
@@ -17,6 +19,33 @@ func TestStateRoundTrip(t *testing.T) {
 	gotc, err := decodeConsumerState(encodeConsumerState(&cs))
 	if err != nil || !reflect.DeepEqual(gotc, cs) {
 		t.Fatalf("consumer state %+v, %v", gotc, err)
+	}
+	cs.owed = []owedState{{next: 3, end: 5}, {next: 20, end: 31}}
+	gotc, err = decodeConsumerState(encodeConsumerState(&cs))
+	if err != nil || !reflect.DeepEqual(gotc, cs) {
+		t.Fatalf("consumer state with owed ranges %+v, %v", gotc, err)
+	}
+}
+
+// TestConsumerStateVersion1 reads a state file written before consumers
+// owed ranges: the same fields, no owed count.
+func TestConsumerStateVersion1(t *testing.T) {
+	cs := consumerState{next: 10, delivered: 12, ackFloor: 6, ackFloorC: 6,
+		pending: []pendingState{{seq: 7, cseq: 11, deliveries: 2, time: 123}}}
+	b := encodeConsumerState(&cs)
+	// Version 1 is version 2 without the owed count before the checksum.
+	v1 := append([]byte(nil), b[:len(b)-8]...)
+	v1[4] = 1
+	v1 = binary.LittleEndian.AppendUint32(v1, crc32.Checksum(v1, castagnoli))
+	got, err := decodeConsumerState(v1)
+	if err != nil || !reflect.DeepEqual(got, cs) {
+		t.Fatalf("version 1 state %+v, %v", got, err)
+	}
+	bad := append([]byte(nil), b[:len(b)-4]...)
+	bad[4] = 3
+	bad = binary.LittleEndian.AppendUint32(bad, crc32.Checksum(bad, castagnoli))
+	if _, err := decodeConsumerState(bad); !errors.Is(err, ErrBadState) {
+		t.Fatalf("version 3: %v", err)
 	}
 }
 
@@ -39,6 +68,7 @@ func TestStateDamageIsReported(t *testing.T) {
 func FuzzDecodeState(f *testing.F) {
 	f.Add(encodeStreamState(streamState{first: 1, last: 5, deleted: []uint64{3}}))
 	f.Add(encodeConsumerState(&consumerState{next: 4, delivered: 3, pending: []pendingState{{seq: 2, cseq: 2, deliveries: 1}}}))
+	f.Add(encodeConsumerState(&consumerState{next: 40, delivered: 3, owed: []owedState{{next: 5, end: 9}, {next: 12, end: 40}}}))
 	f.Add([]byte("LGSS"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if ss, err := decodeStreamState(b); err == nil {
@@ -47,8 +77,14 @@ func FuzzDecodeState(f *testing.F) {
 			}
 		}
 		if cs, err := decodeConsumerState(b); err == nil {
-			if again := encodeConsumerState(&cs); string(again) != string(b) {
+			again := encodeConsumerState(&cs)
+			if b[4] == consumerStateVersion && string(again) != string(b) {
 				t.Fatalf("consumer state does not round-trip")
+			}
+			// An older version is rewritten in the newest, which must
+			// say the same.
+			if cs2, err := decodeConsumerState(again); err != nil || !reflect.DeepEqual(cs2, cs) {
+				t.Fatalf("consumer state rewritten as %+v, %v; was %+v", cs2, err, cs)
 			}
 		}
 	})

@@ -107,6 +107,9 @@ type encoder struct {
 	lastTS  int64
 	maxTS   int64
 	acks    []ack
+	// opened is when the batch's first record came, for Metrics.Durable;
+	// zero without Metrics.
+	opened int64
 }
 
 func (e *encoder) reset(base int64) {

@@ -171,6 +171,10 @@ func (l *Log) encoderLocked(size int) *encoder {
 			e = &encoder{}
 		}
 		e.reset(l.assign)
+		e.opened = 0
+		if l.opts.Metrics != nil {
+			e.opened = time.Now().UnixNano()
+		}
 		l.pending = e
 	}
 	return e
@@ -244,7 +248,7 @@ func (l *Log) commitLocked() {
 	}
 	l.wbuf, l.staged = l.wbuf[:0], l.staged[:0]
 	if err == nil && l.opts.Sync == SyncAlways {
-		if err = fdatasync(l.active().f); err != nil {
+		if err = l.timedSync(l.active()); err != nil {
 			err = fmt.Errorf("stream %q: fsync segment %d: %w", l.name, l.active().base, err)
 		} else {
 			l.active().unsynced = false
@@ -256,6 +260,9 @@ func (l *Log) commitLocked() {
 		// before it would find nothing new and sleep through this commit.
 		l.durable.Store(l.next.Load())
 		l.announce()
+		l.noteDurable(batches)
+	} else if err == nil && l.unsyncedSince == 0 && l.opts.Metrics != nil {
+		l.unsyncedSince = batches[0].opened
 	}
 	l.mu.Lock()
 	if err != nil {
@@ -281,7 +288,7 @@ func (l *Log) syncLocked() error {
 	if next <= prev && !s.unsynced {
 		return nil
 	}
-	err := fdatasync(s.f)
+	err := l.timedSync(s)
 	l.mu.Lock()
 	if err != nil {
 		err = fmt.Errorf("stream %q: fsync segment %d: %w", l.name, s.base, err)
@@ -289,6 +296,10 @@ func (l *Log) syncLocked() error {
 	} else {
 		s.unsynced = false
 		l.durable.Store(next)
+		if l.unsyncedSince != 0 {
+			l.opts.Metrics.Durable.Observe(time.Duration(time.Now().UnixNano() - l.unsyncedSince))
+			l.unsyncedSince = 0
+		}
 	}
 	l.cond.Broadcast()
 	l.mu.Unlock()

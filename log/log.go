@@ -126,6 +126,9 @@ type Options struct {
 	// default (DefaultMaxMappedBytes32 on 32-bit platforms, no cap on
 	// 64-bit ones); negative means no cap.
 	MaxMappedBytes int64
+	// Metrics, when set, receives the timings of fsyncs and of appends
+	// becoming durable (see Metrics); shared by a broker's streams.
+	Metrics *Metrics
 }
 
 func (o Options) withDefaults(dir string) (Options, error) {
@@ -204,6 +207,9 @@ type Log struct {
 	wbuf    []byte     // batches gathered for one write call
 	staged  []staged
 	acks    []ack // written, waiting for the fsync that covers them
+	// unsyncedSince is when the oldest batch written since the last
+	// periodic fsync was opened (SyncInterval with Metrics only).
+	unsyncedSince int64
 
 	notifyMu sync.Mutex
 	notify   chan struct{}

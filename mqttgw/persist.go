@@ -409,6 +409,7 @@ func (ss *Session) deliverStored(d *broker.Delivery) bool {
 	}
 	ss.srv.stats.OutMsgs.Add(1)
 	ss.srv.stats.OutBytes.Add(int64(len(d.Payload)))
+	ss.mon.outMsgs++
 	if pub.QoS == 0 {
 		go ss.cons.Ack(d.StreamSeq, broker.Ack, 0)
 	}

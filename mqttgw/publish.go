@@ -114,6 +114,7 @@ func (ss *Session) publish(p *packet.Publish) error {
 	ss.subject = subject
 	srv.stats.InMsgs.Add(1)
 	srv.stats.InBytes.Add(int64(len(p.Payload)))
+	ss.mon.inMsgs.Add(1)
 
 	m := broker.Msg{Subject: subject, Payload: p.Payload, QoS: byte(p.QoS), Retain: p.Retain, Origin: ss}
 	if v5 {

@@ -128,6 +128,8 @@ type Session struct {
 	// device publishes to one topic again and again.
 	rated bool
 	pub   pubMemo
+
+	mon sessionStats // for monitoring (stats.go)
 }
 
 // pubMemo remembers one subject's publish decision inside the session.
@@ -347,6 +349,11 @@ func (ss *Session) connect(c *packet.Connect) error {
 		}
 	}
 
+	ss.mon.user, ss.mon.persistent = string(c.Username), ss.persistent()
+	if ss.client != nil {
+		// Monitoring shows who logged in (a certificate, a token).
+		ss.mon.user = ss.client.User()
+	}
 	present, rec := srv.attach(ss)
 	ss.connected = true
 	srv.stats.Connections.Add(1)

@@ -305,6 +305,7 @@ func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool
 	}
 	srv.stats.OutMsgs.Add(1)
 	srv.stats.OutBytes.Add(int64(len(m.Payload)))
+	ss.mon.outMsgs++
 	return true
 }
 
@@ -369,6 +370,7 @@ func (ss *Session) flushQueueLocked() {
 		ss.sent++
 		_ = ss.conn.Write(out)
 		ss.srv.stats.OutMsgs.Add(1)
+		ss.mon.outMsgs++
 	}
 }
 

@@ -29,18 +29,18 @@ const (
 // read holding a single message (a request, a reply) pays nothing for
 // batching.
 type outBatch struct {
-	conn  Conn
+	to    *Session
 	buf   *bytebufferpool.ByteBuffer // from the second delivery on
 	msgs  int64
 	bytes int64 // headers and payloads, for the statistics
 }
 
-// batchFor returns the batch for c, starting one if there is room, and
-// reports whether c already had one in this Feed. It returns nil when this
-// Feed already gathers for maxBatches other receivers.
-func (ss *Session) batchFor(c Conn) (b *outBatch, seen bool) {
+// batchFor returns the batch for receiver to, starting one if there is
+// room, and reports whether it already had one in this Feed. It returns nil
+// when this Feed already gathers for maxBatches other receivers.
+func (ss *Session) batchFor(to *Session) (b *outBatch, seen bool) {
 	for i := 0; i < ss.nbatch; i++ {
-		if ss.batches[i].conn == c {
+		if ss.batches[i].to == to {
 			return &ss.batches[i], true
 		}
 	}
@@ -49,18 +49,18 @@ func (ss *Session) batchFor(c Conn) (b *outBatch, seen bool) {
 	}
 	b = &ss.batches[ss.nbatch]
 	ss.nbatch++
-	b.conn = c
+	b.to = to
 	return b, false
 }
 
-// deliverTo writes or gathers the MSG of op for subscription sid on
-// connection c.
-func (ss *Session) deliverTo(c Conn, op *Op, sid string, header []byte) {
+// deliverTo writes or gathers the MSG of op for subscription sid of
+// receiver to.
+func (ss *Session) deliverTo(to *Session, op *Op, sid string, header []byte) {
 	size := int64(len(header) + len(op.Payload))
-	b, seen := ss.batchFor(c)
+	b, seen := ss.batchFor(to)
 	if b == nil || !seen {
 		ss.out = appendMsg(ss.out[:0], op, sid, header)
-		ss.write(c, ss.out, 1, size)
+		ss.write(to, ss.out, 1, size)
 		return
 	}
 	if b.buf == nil {
@@ -77,7 +77,7 @@ func (ss *Session) deliverTo(c Conn, op *Op, sid string, header []byte) {
 // flushBatch writes what b holds and empties it.
 func (ss *Session) flushBatch(b *outBatch) {
 	if len(b.buf.B) > 0 {
-		ss.write(b.conn, b.buf.B, b.msgs, b.bytes)
+		ss.write(b.to, b.buf.B, b.msgs, b.bytes)
 	}
 	b.buf.B = b.buf.B[:0]
 	b.msgs, b.bytes = 0, 0
@@ -92,7 +92,7 @@ func (ss *Session) flushBatches() {
 		b := &ss.batches[i]
 		if b.buf != nil {
 			if len(b.buf.B) > 0 {
-				ss.write(b.conn, b.buf.B, b.msgs, b.bytes)
+				ss.write(b.to, b.buf.B, b.msgs, b.bytes)
 			}
 			// Put with the length still set: the pool sizes the buffers
 			// it keeps from what was used, and would drop every grown
@@ -107,7 +107,8 @@ func (ss *Session) flushBatches() {
 // write sends deliveries to a receiver and keeps the accounts: a full queue
 // is a slow consumer (a closing one is not), and a queue left over half
 // full stalls this publisher (see stallPause).
-func (ss *Session) write(c Conn, p []byte, msgs, bytes int64) {
+func (ss *Session) write(to *Session, p []byte, msgs, bytes int64) {
+	c := to.conn
 	if err := c.Write(p); err != nil {
 		if errors.Is(err, lnet.ErrSlowConsumer) {
 			ss.srv.stats.SlowConsumers.Add(1)
@@ -116,6 +117,7 @@ func (ss *Session) write(c Conn, p []byte, msgs, bytes int64) {
 	}
 	ss.srv.stats.OutMsgs.Add(msgs)
 	ss.srv.stats.OutBytes.Add(bytes)
+	to.mon.outMsgs.Add(msgs)
 	if ss.stalledOn == nil && c.Congested() {
 		ss.stalledOn = c
 	}

@@ -133,6 +133,7 @@ func (s *Server) writeServerMsg(rs *routeScratch, sub *subscription, subject, re
 	}
 	s.stats.OutMsgs.Add(1)
 	s.stats.OutBytes.Add(int64(len(hdr) + len(payload)))
+	sub.session.mon.outMsgs.Add(1)
 	return true
 }
 

@@ -51,5 +51,6 @@ func (sub *subscription) Deliver(m *broker.Msg) bool {
 	}
 	srv.stats.OutMsgs.Add(1)
 	srv.stats.OutBytes.Add(int64(len(hdr) + len(m.Payload)))
+	ss.mon.outMsgs.Add(1)
 	return true
 }

@@ -131,6 +131,8 @@ type Server struct {
 	router  *router.Router[broker.Receiver]
 	nextCID atomic.Uint64
 	stats   Stats
+	// sessions are the open sessions, for monitoring (stats.go).
+	sessions sessionRegistry
 	// js is the JetStream API; nil without a broker.
 	js *jetStream
 }

@@ -240,6 +240,8 @@ type Session struct {
 
 	// curSubject is the subject being published, for skipMember.
 	curSubject []byte
+
+	mon sessionStats // for monitoring (stats.go)
 }
 
 // throttledNow reports whether the input must wait out a throttle: the
@@ -279,6 +281,7 @@ func (s *Server) Open(c Conn, remoteIP string) *Session {
 	line = append(line, info...)
 	line = append(line, crlf...)
 	_ = c.Write(line)
+	s.sessions.add(ss)
 	return ss
 }
 
@@ -312,6 +315,7 @@ func (ss *Session) Feed(in []byte) (consumed int, err error) {
 	if ss.inMsgs > 0 {
 		ss.srv.stats.InMsgs.Add(ss.inMsgs)
 		ss.srv.stats.InBytes.Add(ss.inBytes)
+		ss.mon.inMsgs.Add(ss.inMsgs)
 		ss.inMsgs, ss.inBytes = 0, 0
 	}
 	if ss.stalledOn != nil && err == nil {
@@ -504,6 +508,12 @@ func subscribeViolation(subject, queue string) string {
 // applyConnect takes CONNECT's options.
 func (ss *Session) applyConnect(o *connectOptions) {
 	ss.connected = true
+	meta := *o
+	if ss.client != nil {
+		// Monitoring shows who logged in, not who the client said it was.
+		meta.User = ss.client.User()
+	}
+	ss.mon.setClient(&meta)
 	ss.verbose, ss.pedantic = o.Verbose, o.Pedantic
 	ss.echo = o.Echo == nil || *o.Echo
 	ss.headers = o.Headers
@@ -701,7 +711,7 @@ func (ss *Session) deliver(sub *subscription, op *Op) bool {
 		// as nats-server does.
 		header = nil
 	}
-	ss.deliverTo(sub.session.conn, op, sub.sid, header)
+	ss.deliverTo(sub.session, op, sub.sid, header)
 	return true
 }
 
@@ -783,6 +793,7 @@ func (ss *Session) subscribe(op *Op) error {
 		return ErrInvalidSubj
 	}
 	ss.subs[sid] = sub
+	ss.mon.subs.Add(1)
 	return nil
 }
 
@@ -819,6 +830,7 @@ func (s *Server) removeSub(sub *subscription) {
 	if sub.removed.Swap(true) {
 		return
 	}
+	sub.session.mon.subs.Add(-1)
 	s.router.Remove(router.Subscription[broker.Receiver]{
 		Pattern: sub.subject,
 		Queue:   sub.queue,
@@ -863,6 +875,7 @@ func (ss *Session) AuthTimer() error {
 // leave the router. The transport calls it once, serialized with Feed and
 // the timers like every other callback of the connection.
 func (ss *Session) Closed() {
+	ss.srv.sessions.remove(ss)
 	for _, sub := range ss.subs {
 		ss.srv.removeSub(sub)
 	}

@@ -87,6 +87,9 @@ type Conn struct {
 	// tlsState is the TLS connection's state once its handshake is done;
 	// set by the transport before the callbacks that may read it.
 	tlsState *tls.ConnectionState
+
+	// counted are the connection's traffic counters (connstats.go).
+	counted connCounters
 }
 
 // noteQueueLocked refreshes congested after the queue changed; c.mu held.

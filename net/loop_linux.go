@@ -76,6 +76,7 @@ type loop struct {
 	newWork  []*Conn
 	fired    []*Timer
 	epoch    time.Time
+	readAt   int64 // wall clock of this iteration's reads, for Conn.Stats
 	wakeOne  [8]byte
 	wakeBuf  [8]byte
 	shutting bool
@@ -264,6 +265,10 @@ func (l *loop) run() {
 			l.fail(fmt.Errorf("epoll wait: %w", err))
 			return
 		}
+		if n > 0 {
+			// One clock reading per wakeup dates every read it does.
+			l.readAt = time.Now().UnixNano()
+		}
 		for i := 0; i < n; i++ {
 			l.handle(&l.events[i])
 		}
@@ -412,6 +417,7 @@ func (l *loop) read(c *Conn) {
 	switch {
 	case n > 0:
 		l.srv.stats.in.Add(uint64(n))
+		c.counted.read(n, l.readAt)
 		if c.closing() {
 			return
 		}
@@ -463,6 +469,7 @@ func (l *loop) accept() {
 		srv.stats.open.Add(1)
 		srv.stats.total.Add(1)
 		c := &Conn{srv: srv, fd: nfd, id: srv.stats.nextID.Add(1), remote: sockaddrToTCP(sa)}
+		c.counted.opened = time.Now().UnixNano()
 		if lsa, err := unix.Getsockname(nfd); err == nil {
 			c.local = sockaddrToTCP(lsa)
 		}
@@ -690,6 +697,7 @@ func (l *loop) flushLocked(c *Conn) {
 			return
 		}
 		l.srv.stats.out.Add(uint64(n))
+		c.counted.out.Add(uint64(n))
 		l.rel = q.advance(int(n), l.rel)
 		c.noteQueueLocked()
 		if int(n) < want || q.empty() {

@@ -109,6 +109,7 @@ func (t *portableTransport) acceptLoop() {
 			continue
 		}
 		c := &Conn{srv: srv, id: srv.stats.nextID.Add(1), local: nc.LocalAddr(), remote: nc.RemoteAddr(), fd: -1}
+		c.counted.opened = time.Now().UnixNano()
 		p := &pconn{t: t, c: c, nc: nc, closed: make(chan struct{}), resumed: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
 		c.drv = p
 		t.mu.Lock()
@@ -416,6 +417,7 @@ func (p *pconn) readLoop() {
 		n, err := p.conn().Read(buf)
 		if n > 0 {
 			c.srv.stats.in.Add(uint64(n))
+			c.counted.read(n, time.Now().UnixNano())
 			p.cbMu.Lock()
 			if !c.closing() {
 				if err := c.deliver(buf[:n]); err != nil {
@@ -528,6 +530,7 @@ func (p *pconn) writeLoop() {
 
 		n, err := p.writeBatch()
 		c.srv.stats.out.Add(uint64(n))
+		c.counted.out.Add(uint64(n))
 		p.rel = p.batch.drop(p.rel)
 		p.rel = runReleases(p.rel)
 

@@ -20,7 +20,9 @@
 // "a.b.c" (which is MQTT's "a/#"); "a.>" matches "a.b" but not "a". A
 // wildcard character inside a longer token ("a*b") is plain text. Patterns
 // are normalised, so "a.#.#" and "a.#", or "a.#.>" and "a.>", are the same
-// pattern. See ValidateSubject and ValidatePattern.
+// pattern. A subject or pattern has at most MaxTokens (128) tokens, so that
+// no subscription can make matching expensive. See ValidateSubject and
+// ValidatePattern.
 //
 // # Protocol mappings
 //

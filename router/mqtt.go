@@ -25,6 +25,8 @@ func checkMQTTString(s string, kind error) error {
 		return fmt.Errorf("%w: empty", kind)
 	case len(s) > maxMQTTString:
 		return fmt.Errorf("%w: %d bytes, more than %d", kind, len(s), maxMQTTString)
+	case strings.Count(s, "/") >= MaxTokens:
+		return fmt.Errorf("%w: more than %d levels", kind, MaxTokens)
 	case !utf8.ValidString(s):
 		return fmt.Errorf("%w %q: not UTF-8", kind, s)
 	case strings.IndexByte(s, 0) >= 0:
@@ -66,7 +68,7 @@ func SubjectFromMQTTTopic(topic string) (string, error) {
 func AppendSubjectFromMQTTTopic(dst []byte, topic string) ([]byte, error) {
 	// Errors quote a copy of topic so that topic does not escape: a caller
 	// may pass a string converted from bytes without allocating.
-	if !validMQTTString(topic) || strings.ContainsAny(topic, "+#") {
+	if !validMQTTString(topic) || strings.ContainsAny(topic, "+#") || strings.Count(topic, "/") >= MaxTokens {
 		_, err := SubjectFromMQTTTopic(strings.Clone(topic))
 		return dst, err
 	}

@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -60,6 +61,19 @@ func TestMQTTInvalid(t *testing.T) {
 		if filter, err := MQTTFilterFromPattern(pattern); !errors.Is(err, ErrNotRepresentable) {
 			t.Errorf("MQTTFilterFromPattern(%q) = %q, %v; want ErrNotRepresentable", pattern, filter, err)
 		}
+	}
+	deep := strings.Repeat("a/", MaxTokens) + "b"
+	if _, err := SubjectFromMQTTTopic(deep); !errors.Is(err, ErrInvalidTopic) {
+		t.Errorf("a topic of %d levels: %v, want ErrInvalidTopic", MaxTokens+1, err)
+	}
+	if _, err := AppendSubjectFromMQTTTopic(nil, deep); !errors.Is(err, ErrInvalidTopic) {
+		t.Errorf("a topic of %d levels appended: %v, want ErrInvalidTopic", MaxTokens+1, err)
+	}
+	if _, err := PatternFromMQTTFilter(strings.Repeat("+/", MaxTokens) + "#"); !errors.Is(err, ErrInvalidFilter) {
+		t.Errorf("a filter of %d levels: %v, want ErrInvalidFilter", MaxTokens+1, err)
+	}
+	if _, err := PatternFromMQTTFilter(strings.Repeat("+/", MaxTokens-1) + "#"); err != nil {
+		t.Errorf("a filter of %d levels: %v", MaxTokens, err)
 	}
 	if _, err := MQTTFilterFromPattern("a..b"); !errors.Is(err, ErrInvalidPattern) {
 		t.Errorf("MQTTFilterFromPattern(a..b) error = %v", err)

@@ -44,6 +44,15 @@ const (
 	AnyTokens = "#"
 )
 
+// MaxTokens bounds the tokens of a subject or pattern. Matching costs the
+// product of a subject's tokens and the active '#' nodes of the patterns it
+// walks into, so a client subscribing to "#.*.#.*..." with thousands of
+// levels and publishing as deep a subject could make one match take
+// seconds and hold every loop behind it. 128 is what an AMQP routing key
+// can hold (255 bytes); MQTT brokers cap topic levels lower (VerneMQ at 10
+// by default), and no real subject comes close.
+const MaxTokens = 128
+
 // maxPatternStack is how many tokens a pattern may have before parsing it
 // spills from the stack buffer to the heap; deeper patterns still work.
 const maxPatternStack = 16
@@ -93,6 +102,9 @@ func ValidateSubject(s string) error {
 		}
 		if !more {
 			return nil
+		}
+		if i+1 >= MaxTokens {
+			return fmt.Errorf("%w: more than %d tokens", ErrInvalidSubject, MaxTokens)
 		}
 		rest = tail
 	}
@@ -148,6 +160,9 @@ func parsePattern(p string, dst []string) (toks []string, literal bool, err erro
 		}
 		if !more {
 			return dst, literal, nil
+		}
+		if i+1 >= MaxTokens {
+			return nil, false, fmt.Errorf("%w: more than %d tokens", ErrInvalidPattern, MaxTokens)
 		}
 		rest = tail
 	}

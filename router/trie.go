@@ -451,7 +451,7 @@ func without[S comparable](list []S, h S) ([]S, bool) {
 // subject is expected to have passed ValidateSubject where it entered the
 // broker; Match itself returns ErrInvalidSubject (unwrapped, so as not to
 // allocate) only for empty and wildcard tokens, which would otherwise change
-// what matches.
+// what matches, and for more than MaxTokens tokens.
 func (r *Router[S]) Match(subject string, res *Result[S]) error {
 	res.reset()
 	c := r.cache
@@ -503,9 +503,9 @@ func (r *Router[S]) match(subject string, res *Result[S]) error {
 	cur = closeOver(cur, 0)
 	hits := res.hits[:0]
 	next := res.next[:0]
-	for rest := subject; rest != ""; {
+	for i, rest := 0, subject; rest != ""; i++ {
 		tok, tail, more := strings.Cut(rest, ".")
-		if tok == "" || isWildcard(tok) || (more && tail == "") {
+		if tok == "" || isWildcard(tok) || (more && tail == "") || i >= MaxTokens {
 			res.cur, res.next, res.hits = cur[:0], next[:0], hits[:0]
 			return ErrInvalidSubject
 		}

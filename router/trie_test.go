@@ -271,6 +271,38 @@ func TestInsertInvalid(t *testing.T) {
 	}
 }
 
+// TestMaxTokens: subjects and patterns of MaxTokens tokens work, one more
+// is refused everywhere, so that no subscription and no publish can make a
+// match cost the product of thousands of tokens.
+func TestMaxTokens(t *testing.T) {
+	deep := func(tok string, n int) string { return strings.TrimSuffix(strings.Repeat(tok+".", n), ".") }
+	r := New[string](Options{})
+	for _, p := range []string{deep("a", MaxTokens), deep("#.*", MaxTokens/2), deep("*", MaxTokens-1) + ".>"} {
+		if _, err := r.Insert(Subscription[string]{Pattern: p, Handle: p}); err != nil {
+			t.Fatalf("Insert of %d tokens: %v", strings.Count(p, ".")+1, err)
+		}
+	}
+	for _, p := range []string{deep("a", MaxTokens+1), deep("#.*", MaxTokens/2) + ".#", deep("#.a", 5000)} {
+		if _, err := r.Insert(Subscription[string]{Pattern: p}); !errors.Is(err, ErrInvalidPattern) {
+			t.Errorf("Insert of %d tokens: %v, want ErrInvalidPattern", strings.Count(p, ".")+1, err)
+		}
+	}
+	var res Result[string]
+	if err := r.Match(deep("a", MaxTokens), &res); err != nil || len(res.Subs) != 3 {
+		t.Fatalf("Match of %d tokens: %v, %d subscriptions", MaxTokens, err, len(res.Subs))
+	}
+	long := deep("a", MaxTokens+1)
+	if err := r.Match(long, &res); err != ErrInvalidSubject {
+		t.Errorf("Match of %d tokens: %v, want ErrInvalidSubject", MaxTokens+1, err)
+	}
+	if err := ValidateSubject(long); !errors.Is(err, ErrInvalidSubject) {
+		t.Errorf("ValidateSubject of %d tokens: %v", MaxTokens+1, err)
+	}
+	if err := ValidateSubject(deep("a", MaxTokens)); err != nil {
+		t.Errorf("ValidateSubject of %d tokens: %v", MaxTokens, err)
+	}
+}
+
 func TestSkipDollar(t *testing.T) {
 	r := New[string](Options{})
 	for _, p := range []string{"#", "*.monitor.Clients", "$SYS.#", "*", ">"} {

@@ -49,6 +49,13 @@ type config struct {
 	inflight    int
 	persistent  bool
 	dialect     dialect
+	// AMQP
+	exchange string
+	durable  bool
+	confirm  bool
+	prefetch int
+	autoAck  bool
+	replyTo  string
 }
 
 // errUsage marks a bad command line: main prints it with a hint and
@@ -100,7 +107,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 		showVer bool
 		mqttVer string
 	)
-	fs.StringVar(&c.url, "url", "nats://127.0.0.1:4222", "broker `URL` (mqtt://127.0.0.1:1883 with -proto mqtt)")
+	fs.StringVar(&c.url, "url", "nats://127.0.0.1:4222", "broker `URL` (mqtt://127.0.0.1:1883 with -proto mqtt, amqp://guest:guest@127.0.0.1:5672/ with -proto amqp)")
 	fs.StringVar(&c.proto, "proto", "nats", "protocol: "+protocolNames())
 	fs.StringVar(&scen, "scenario", "pubsub", "what to run: "+scenarioNames())
 	fs.IntVar(&clients, "clients", 0, "the scenario's many side: publishers, subscribers, workers, requesters or consumers (see the table above)")
@@ -110,7 +117,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.Int64Var(&count, "count", 0, "messages in all, split over the publishers (default 100000 unless -duration is given)")
 	fs.DurationVar(&c.duration, "duration", 0, "stop publishing after this long (with -count: whichever comes first)")
 	fs.Float64Var(&c.rate, "rate", 0, "target messages per second of each publisher, paced evenly (0: as fast as possible)")
-	fs.StringVar(&c.subject, "subject", "bench.{n}", "subject (an MQTT topic with -proto mqtt, default bench/{n}); {n} is replaced by the client's index from 0, e.g. site.{n}.temp or site/{n}/temp")
+	fs.StringVar(&c.subject, "subject", "bench.{n}", "subject (an MQTT topic with -proto mqtt, default bench/{n}; an AMQP routing key with -proto amqp); {n} is replaced by the client's index from 0, e.g. site.{n}.temp or site/{n}/temp")
 	fs.StringVar(&c.queue, "queue", "ledge-bench", "queue group of the queue and reqrep scenarios")
 	fs.DurationVar(&c.warmup, "warmup", 0, "publish this long before measuring; those messages are not counted")
 	fs.DurationVar(&c.grace, "grace", 2*time.Second, "how long receivers wait for missing messages after the last one arrived")
@@ -122,9 +129,15 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.Uint64Var(&c.maxAhead, "max-ahead", 0, "publishers wait while more than this many deliveries are due and not yet received, so the broker is measured without a growing backlog (0: no limit)")
 	fs.IntVar(&c.qos, "qos", 0, "mqtt: QoS of publishes and subscriptions, 0, 1 or 2")
 	fs.StringVar(&mqttVer, "mqtt-version", "3.1.1", "mqtt: protocol version, 3.1.1 or 5")
-	fs.DurationVar(&c.keepAlive, "keepalive", 60*time.Second, "mqtt: keep alive of every connection; a quiet one pings at half of it")
-	fs.IntVar(&c.inflight, "inflight", 100, "mqtt: QoS 1 and 2 publishes awaiting their acknowledgement per publisher (capped by a 5.0 broker's receive maximum)")
+	fs.DurationVar(&c.keepAlive, "keepalive", 60*time.Second, "mqtt: keep alive of every connection; amqp: the heartbeat asked for (the broker's, when lower, wins); a quiet connection pings at half of it")
+	fs.IntVar(&c.inflight, "inflight", 100, "mqtt: QoS 1 and 2 publishes awaiting their acknowledgement per publisher (capped by a 5.0 broker's receive maximum); amqp with -confirm: publishes awaiting their confirm per publisher")
 	fs.BoolVar(&c.persistent, "persistent", false, "mqtt: receivers keep a persistent session (clean session off), so the broker stores their QoS 1 and 2 messages as for an absent device; it is discarded at the end")
+	fs.StringVar(&c.exchange, "exchange", "amq.topic", "amqp: the exchange publishers publish to and queues are bound to with the receivers' filters: amq.topic, amq.direct (exact keys only), \"\" (the default exchange: each receiver consumes the queue named by its subject) or another name (a durable topic exchange, declared if missing)")
+	fs.BoolVar(&c.durable, "durable", false, "amqp: the shared queue (queue, reqrep) is durable and messages are persistent (delivery mode 2)")
+	fs.BoolVar(&c.confirm, "confirm", false, "amqp: publishers use publisher confirms, at most -inflight awaited each; the run counts a publish once confirmed")
+	fs.IntVar(&c.prefetch, "prefetch", 100, "amqp: basic.qos prefetch count of each consumer (0: no limit)")
+	fs.BoolVar(&c.autoAck, "auto-ack", false, "amqp: consumers in no-ack mode instead of acknowledging each message")
+	fs.StringVar(&c.replyTo, "reply-to", "direct", "amqp reqrep: requesters take replies on direct (RabbitMQ's amq.rabbitmq.reply-to) or queue (an exclusive queue each)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of the human summary")
 	fs.StringVar(&c.plot, "plot", "", "write the latency distribution and the rate over time to this SVG `file`")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress line and no human summary")
@@ -262,13 +275,37 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 		"rate":          {"pub", "pubsub", "fanout", "fanin", "queue", "reqrep", "jspub"},
 		"persistent":    {"pubsub", "fanout", "fanin", "queue"},
 		"max-ahead":     {"pubsub", "fanout", "fanin", "queue"},
+		"durable":       {"pub", "pubsub", "fanout", "fanin", "queue", "reqrep"},
+		"confirm":       {"pub", "pubsub", "fanout", "fanin", "queue"},
+		"prefetch":      {"pubsub", "fanout", "fanin", "queue", "reqrep"},
+		"auto-ack":      {"pubsub", "fanout", "fanin", "queue", "reqrep"},
+		"reply-to":      {"reqrep"},
 	}
 	if c.proto != "mqtt" {
-		for _, name := range []string{"qos", "mqtt-version", "keepalive", "inflight", "persistent"} {
+		for _, name := range []string{"qos", "mqtt-version", "persistent"} {
 			if set[name] {
 				return nil, usagef("-%s applies only to -proto mqtt", name)
 			}
 		}
+	}
+	// AMQP's flags go by the dialect, so that the tests' amqp091-go
+	// client takes them too.
+	isAMQP := c.dialect == amqpDialect
+	if c.proto != "mqtt" && !isAMQP {
+		for _, name := range []string{"keepalive", "inflight"} {
+			if set[name] {
+				return nil, usagef("-%s applies only to -proto mqtt and amqp", name)
+			}
+		}
+	}
+	if !isAMQP {
+		for _, name := range []string{"exchange", "durable", "confirm", "prefetch", "auto-ack", "reply-to"} {
+			if set[name] {
+				return nil, usagef("-%s applies only to -proto amqp", name)
+			}
+		}
+	} else if err := checkAMQP(&c, s, set); err != nil {
+		return nil, err
 	}
 	if c.qos < 0 || c.qos > 2 {
 		return nil, usagef("-qos %d: MQTT has QoS 0, 1 and 2", c.qos)
@@ -342,4 +379,39 @@ func checkURL(raw, proto string) error {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// checkAMQP refuses AMQP settings that cannot route the scenario's
+// messages: an exchange that matches exact keys needs literal filters,
+// and the default exchange names each receiver's queue by its subject.
+func checkAMQP(c *config, s *scenario, set map[string]bool) error {
+	switch {
+	case len(c.exchange) > 255:
+		return usagef("-exchange: a name of at most 255 bytes")
+	case strings.HasPrefix(c.exchange, "amq.") && c.exchange != "amq.topic" && c.exchange != "amq.direct":
+		return usagef("-exchange %q: the tool binds with routing keys: amq.topic, amq.direct, \"\" or an exchange of its own", c.exchange)
+	case c.replyTo != "direct" && c.replyTo != "queue":
+		return usagef("-reply-to %q: direct or queue", c.replyTo)
+	case c.prefetch < 0 || c.prefetch > 65535:
+		return usagef("-prefetch %d: between 0 and 65535", c.prefetch)
+	case len(c.subject) > 240:
+		return usagef("-subject: a routing key of at most 255 bytes")
+	}
+	literal := c.dialect.wildcard(c.subject) == c.subject
+	direct := c.exchange == "" || c.exchange == "amq.direct"
+	hasRecv := s.subs > 0 && !s.pairs
+	if direct && hasRecv && !literal {
+		return usagef("-exchange %q routes by exact key, so %s's receivers cannot bind to all of %q: give a -subject without {n}", c.exchange, s.name, c.subject)
+	}
+	if c.exchange == "" {
+		switch {
+		case s.name == "fanout":
+			return usagef("fanout needs an exchange that copies each message to every subscriber's queue: -exchange amq.topic or amq.direct")
+		case s.kind == kindStorePub || s.kind == kindStoreCons:
+			return usagef("%s binds its queue to an exchange: -exchange amq.topic or amq.direct", s.name)
+		case set["queue"]:
+			return usagef("-queue: with the default exchange the queue is named by -subject")
+		}
+	}
+	return nil
 }

@@ -60,9 +60,34 @@ func TestArguments(t *testing.T) {
 		}},
 		{"jspub with its flags", []string{"-scenario", "jspub", "-create-stream", "-stream", "TELEMETRY", "-max-pending", "64"}, "", nil},
 		{"unknown scenario", []string{"-scenario", "pubsubb"}, `-scenario "pubsubb": choose one of pub, pubsub`, nil},
-		{"protocol not built", []string{"-proto", "amqp"}, `-proto "amqp": this build speaks mqtt, nats`, nil},
+		{"protocol not built", []string{"-proto", "stomp"}, `-proto "stomp": this build speaks amqp`, nil},
 		{"url of another protocol", []string{"-url", "mqtt://localhost:1883"}, "is not a nats URL (use -proto mqtt)", nil},
-		{"unknown scheme", []string{"-url", "amqp://localhost:5672"}, "amqp is not a protocol this build speaks (mqtt, nats)", nil},
+		{"unknown scheme", []string{"-url", "stomp://localhost:61613"}, "stomp is not a protocol this build speaks (amqp", nil},
+		{"amqp defaults", []string{"-proto", "amqp"}, "", func(t *testing.T, c *config) {
+			if c.url != "amqp://guest:guest@127.0.0.1:5672/" || c.subject != "bench.{n}" || c.exchange != "amq.topic" || c.prefetch != 100 || c.replyTo != "direct" {
+				t.Errorf("url %q subject %q exchange %q prefetch %d reply-to %q", c.url, c.subject, c.exchange, c.prefetch, c.replyTo)
+			}
+		}},
+		{"amqp work queue", []string{"-proto", "amqp", "-scenario", "queue", "-pubs", "4", "-subs", "4", "-exchange", "", "-subject", "jobs", "-durable", "-confirm", "-inflight", "256"}, "", func(t *testing.T, c *config) {
+			if c.exchange != "" || !c.durable || !c.confirm || c.inflight != 256 || c.pubs != 4 || c.subs != 4 {
+				t.Errorf("exchange %q durable %v confirm %v inflight %d pubs %d subs %d", c.exchange, c.durable, c.confirm, c.inflight, c.pubs, c.subs)
+			}
+		}},
+		{"amqp topic wildcard", []string{"-proto", "amqp", "-scenario", "fanin", "-subject", "site.{n}.temp"}, "", func(t *testing.T, c *config) {
+			if w := c.dialect.wildcard(c.subject); w != "site.*.temp" || !c.dialect.matches("site.#", "site") {
+				t.Errorf("wildcard %q", w)
+			}
+		}},
+		{"amqp flag with nats", []string{"-confirm"}, "-confirm applies only to -proto amqp", nil},
+		{"mqtt flag with amqp", []string{"-proto", "amqp", "-qos", "1"}, "-qos applies only to -proto mqtt", nil},
+		{"inflight with nats", []string{"-inflight", "5"}, "-inflight applies only to -proto mqtt and amqp", nil},
+		{"amqp direct exchange needs literal keys", []string{"-proto", "amqp", "-scenario", "fanin", "-exchange", "amq.direct"}, "routes by exact key", nil},
+		{"amqp default exchange cannot fan out", []string{"-proto", "amqp", "-scenario", "fanout", "-exchange", "", "-subject", "x"}, "fanout needs an exchange", nil},
+		{"amqp default exchange names the queue", []string{"-proto", "amqp", "-scenario", "queue", "-exchange", "", "-subject", "x", "-queue", "q"}, "queue is named by -subject", nil},
+		{"amqp reserved exchange", []string{"-proto", "amqp", "-exchange", "amq.fanout"}, "-exchange \"amq.fanout\"", nil},
+		{"amqp bad reply-to", []string{"-proto", "amqp", "-scenario", "reqrep", "-reply-to", "pigeon"}, "direct or queue", nil},
+		{"amqp confirm for jsconsume", []string{"-proto", "amqp", "-scenario", "jsconsume", "-confirm"}, "-confirm applies only to", nil},
+		{"amqp url of another protocol", []string{"-proto", "amqp", "-url", "nats://localhost:4222"}, "is not a amqp URL (use -proto nats)", nil},
 		{"mqtt defaults", []string{"-proto", "mqtt"}, "", func(t *testing.T, c *config) {
 			if c.url != "mqtt://127.0.0.1:1883" || c.subject != "bench/{n}" || c.qos != 0 || c.mqttVersion != 3 || c.inflight != 100 {
 				t.Errorf("url %q subject %q qos %d version %d inflight %d", c.url, c.subject, c.qos, c.mqttVersion, c.inflight)

@@ -5,12 +5,13 @@ package main
 // connection (reader, writer, pinger, router), so 10,000 simulated devices
 // cost tens of thousands of goroutines and their stacks, and on a
 // two-core machine the tool, not the broker, becomes what is measured.
-// Here a connection is a small struct: on Linux its socket is watched by
-// one of a few epoll loops (mqtt_linux.go) that read, decode, answer and
-// write for all the connections they own; a publisher appends its PUBLISH
-// to the connection's outbound buffer and a loop writes everything queued
-// with one system call. Elsewhere a portable transport with a reader and
-// a writer goroutine per connection stands in (mqtt_other.go); it is for
+// Here a connection is a small struct on the lean clients' transport
+// (wire.go): on Linux its socket is watched by one of a few epoll loops
+// (wire_linux.go) that read, decode, answer and write for all the
+// connections they own; a publisher appends its PUBLISH to the
+// connection's outbound buffer and a loop writes everything queued with
+// one system call. Elsewhere a portable transport with a reader and a
+// writer goroutine per connection stands in (wire_other.go); it is for
 // developers' machines, not for measuring.
 
 import (
@@ -21,7 +22,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -35,9 +35,6 @@ const (
 	// connection before it waits for the socket: the broker's TCP window,
 	// not the tool's memory, then sets the pace.
 	mqttHighWater = 256 << 10
-	// mqttKeepBuffer is the largest outbound buffer kept once drained; an
-	// idle device should cost no buffer at all.
-	mqttKeepBuffer = 64 << 10
 )
 
 var errMQTTClosed = errors.New("mqtt: connection closed")
@@ -48,37 +45,27 @@ var mqttClientSeq atomic.Uint64
 // socket belongs to a transport (an epoll loop on Linux), which calls
 // input with what it read and flushes out when woken.
 type mqttClient struct {
+	wireConn // mu guards the fields below it too
+
 	opts     DialOptions
 	level    packet.Level
 	qos      packet.QoS
 	clientID string
 	addr     string
 	dec      packet.Decoder
-	io       connIO // the transport's part, see mqtt_linux.go / mqtt_other.go
-
-	// Set and read only by the goroutine that reads the socket.
-	inLoop    bool // input or tick is running: queued bytes are flushed after it
-	needFlush bool
 
 	subs atomic.Pointer[[]mqttSub] // copy on write: read for every message
 
-	mu        sync.Mutex
-	out       []byte // bytes queued and not yet written
-	err       error  // why the connection ended; nil while it is up
-	closing   bool
 	window    int                 // QoS 1 and 2 publishes in flight at most
 	inflight  map[uint16]struct{} // packet ids awaiting PUBACK (or PUBCOMP)
 	nextPID   uint16
 	pings     []chan error // one per PINGREQ in flight; nil for keep alive pings
 	waiters   map[uint16]chan error
 	connack   chan error
-	lastWrite time.Time
 	keepAlive time.Duration
 	pingSent  time.Time // oldest unanswered keep alive ping
 
-	space chan struct{} // poked when out shrinks, an ack arrives or the connection ends
-	done  chan struct{} // closed when the transport has closed the socket
-	timer *time.Timer   // the publishing goroutine's wait for space
+	timer *time.Timer // the publishing goroutine's wait for space
 }
 
 type mqttSub struct {
@@ -117,10 +104,8 @@ func dialMQTT(ctx context.Context, rawURL string, o DialOptions) (Client, error)
 		window:    o.Window,
 		keepAlive: o.KeepAlive,
 		connack:   make(chan error, 1),
-		space:     make(chan struct{}, 1),
-		done:      make(chan struct{}),
-		lastWrite: time.Now(),
 	}
+	c.initWire(c)
 	if o.MQTTVersion == 5 {
 		c.level = packet.Level5
 	}
@@ -195,39 +180,6 @@ func (c *mqttClient) cause() error {
 	return c.err
 }
 
-// queueLocked appends b to the outbound buffer and has it written: by the
-// reading goroutine after its input when that is who queues, otherwise by
-// waking the transport. c.mu is held.
-func (c *mqttClient) queueLocked(b []byte) {
-	wasEmpty := len(c.out) == 0
-	c.out = append(c.out, b...)
-	if c.inLoop {
-		c.needFlush = true
-		return
-	}
-	if wasEmpty {
-		c.wake()
-	}
-}
-
-// poke tells a goroutine waiting for space or acks to look again.
-func (c *mqttClient) poke() {
-	select {
-	case c.space <- struct{}{}:
-	default:
-	}
-}
-
-// wrote records that n queued bytes reached the socket. c.mu is held.
-func (c *mqttClient) wrote(n int) {
-	c.out = c.out[:copy(c.out, c.out[n:])]
-	c.lastWrite = time.Now()
-	if len(c.out) == 0 && cap(c.out) > mqttKeepBuffer {
-		c.out = nil
-	}
-	c.poke()
-}
-
 // fail ends the connection with err, once; the transport closes the
 // socket. Waiters are told. c.mu is held.
 func (c *mqttClient) failLocked(err error) {
@@ -259,9 +211,10 @@ func (c *mqttClient) failLocked(err error) {
 }
 
 // input decodes the packets at the start of b and acts on them; it returns
-// how many bytes it consumed. p is scratch space shared by the caller's
-// connections. It runs on the goroutine that reads the socket.
-func (c *mqttClient) input(b []byte, p *packet.Packet) (int, error) {
+// how many bytes it consumed. It runs on the goroutine that reads the
+// socket.
+func (c *mqttClient) input(b []byte, s *scratch) (int, error) {
+	p := &s.mqtt
 	n := 0
 	for n < len(b) {
 		k, err := c.dec.Decode(b[n:], p)
@@ -443,10 +396,8 @@ func (c *mqttClient) Publish(topic string, data []byte) error {
 	}
 	wasEmpty := len(c.out) == 0
 	c.out = packet.AppendPublish(c.out, c.level, &pub)
+	c.queuedLocked(wasEmpty)
 	c.mu.Unlock()
-	if wasEmpty {
-		c.wake()
-	}
 	return nil
 }
 
@@ -628,8 +579,9 @@ func (c *mqttClient) Close() {
 		defer cancel()
 		d := &mqttClient{
 			opts: DialOptions{Timeout: c.opts.Timeout}, level: c.level, clientID: c.clientID, addr: c.addr,
-			window: 1, connack: make(chan error, 1), space: make(chan struct{}, 1), done: make(chan struct{}),
+			window: 1, connack: make(chan error, 1),
 		}
+		d.initWire(d)
 		d.dec.Level = d.level
 		if d.connect(ctx, true) == nil {
 			d.closeConn()
@@ -646,20 +598,7 @@ func (c *mqttClient) closeConn() {
 	c.mu.Unlock()
 	// Give the DISCONNECT (and what was queued before it) a moment to
 	// leave, then close.
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		c.mu.Lock()
-		left := len(c.out)
-		failed := c.err != nil
-		c.mu.Unlock()
-		if left == 0 || failed {
-			break
-		}
-		select {
-		case <-c.space:
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	c.drain(time.Second)
 	c.shutdown()
 	<-c.done
 }

@@ -32,8 +32,16 @@ type Client interface {
 	Close()
 }
 
-// Handler receives one message of a subscription.
+// Handler receives one message of a subscription. subject and data are
+// valid only during the call.
 type Handler func(subject, reply string, data []byte)
+
+// replier is a Client whose replies to a request are not plain publishes
+// to the reply address (AMQP's carry the request's correlation id); the
+// runner's responders answer through it when the client has it.
+type replier interface {
+	Reply(reply string, data []byte) error
+}
 
 // Subscription is a live subscription of a Client.
 type Subscription interface {
@@ -78,13 +86,20 @@ type DialOptions struct {
 	// room to publish, for a flush.
 	Timeout time.Duration
 
-	// The rest is read by the protocols that have it (MQTT).
+	// The rest is read by the protocols that have it (MQTT, AMQP).
 	QoS         int           // publish and subscribe at this QoS
 	MQTTVersion int           // 3 (3.1.1) or 5
-	KeepAlive   time.Duration // sent in CONNECT; idle connections ping at half of it
-	Window      int           // QoS 1 and 2 publishes unacknowledged at most
+	KeepAlive   time.Duration // MQTT keep alive, AMQP heartbeat; idle connections ping at half of it
+	Window      int           // MQTT QoS 1 and 2 publishes unacknowledged at most; AMQP publishes unconfirmed
 	Persistent  bool          // keep a session across connections (clean session off)
 	ClientID    string        // empty: a generated one
+
+	Exchange      string // AMQP: publish to and bind queues to this exchange ("" the default exchange)
+	Durable       bool   // AMQP: shared queues durable, messages persistent (delivery mode 2)
+	Confirm       bool   // AMQP: publisher confirms, at most Window awaited
+	Prefetch      int    // AMQP: basic.qos prefetch count of consumers (0: unlimited)
+	AutoAck       bool   // AMQP: consumers in no-ack mode
+	DirectReplyTo bool   // AMQP: requesters take replies on amq.rabbitmq.reply-to
 }
 
 // Connected is implemented by clients that can tell whether their
@@ -112,6 +127,8 @@ var protocols = map[string]Protocol{
 		DefaultURL: "nats://127.0.0.1:4222", DefaultSubject: "bench.{n}", Dialect: natsDialect},
 	"mqtt": {Name: "mqtt", Dial: dialMQTT, Schemes: []string{"mqtt", "tcp"},
 		DefaultURL: "mqtt://127.0.0.1:1883", DefaultSubject: "bench/{n}", Dialect: mqttDialect},
+	"amqp": {Name: "amqp", Dial: dialAMQP, Schemes: []string{"amqp"},
+		DefaultURL: "amqp://guest:guest@127.0.0.1:5672/", DefaultSubject: "bench.{n}", Dialect: amqpDialect},
 }
 
 // protocolNames lists protocols for error messages and the help text.

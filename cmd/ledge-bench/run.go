@@ -161,6 +161,13 @@ func (r *runner) dial(ctx context.Context, role string, n int) (Client, error) {
 		KeepAlive:    cfg.keepAlive,
 		Window:       cfg.inflight,
 		Persistent:   cfg.persistent && role == "receiver",
+
+		Exchange:      cfg.exchange,
+		Durable:       cfg.durable,
+		Confirm:       cfg.confirm && role == "publisher",
+		Prefetch:      cfg.prefetch,
+		AutoAck:       cfg.autoAck,
+		DirectReplyTo: cfg.replyTo == "direct",
 	})
 }
 
@@ -307,7 +314,13 @@ func (r *runner) subscribe(ctx context.Context, rc *receiver) error {
 		rc.sub, err = rc.client.Subscribe(rc.filter, queue, func(_, reply string, data []byte) {
 			r.received(rc, data, time.Now().UnixNano())
 			if reply != "" {
-				if err := rc.client.Publish(reply, data); err != nil {
+				var err error
+				if rp, ok := rc.client.(replier); ok {
+					err = rp.Reply(reply, data)
+				} else {
+					err = rc.client.Publish(reply, data)
+				}
+				if err != nil {
 					r.fail(fmt.Errorf("reply: %w", err))
 				}
 			}
@@ -411,6 +424,17 @@ func split(n uint64, k int) []uint64 {
 	return out
 }
 
+// quota is how many messages p sends in this phase, when bounded: its
+// share of -count in the measured phase (which may be none, when -count
+// is smaller than the publishers), no limit in the warm-up or without
+// -count.
+func (r *runner) quota(p *publisher, warmup bool) (n uint64, bounded bool) {
+	if warmup || r.cfg.count == 0 || r.s.kind == kindStoreCons {
+		return 0, false
+	}
+	return p.quota, true
+}
+
 // publishAll runs every publisher until its quota is sent or ctx is done.
 // Paced plain publishers beyond schedThreshold share schedWorkers
 // goroutines (sched.go): ten thousand simulated devices sending once every
@@ -460,10 +484,7 @@ type pendingAck struct {
 
 func (r *runner) publish(ctx context.Context, p *publisher, warmup bool) {
 	cfg := r.cfg
-	quota := p.quota
-	if warmup {
-		quota = 0
-	}
+	quota, bounded := r.quota(p, warmup)
 	pace := newPacer(cfg.rate, float64(p.idx)/float64(len(r.pubs)))
 	buf := newPayload(cfg.size)
 
@@ -478,7 +499,7 @@ func (r *runner) publish(ctx context.Context, p *publisher, warmup bool) {
 		defer func() { close(acks); <-ackDone }()
 	}
 
-	for seq := uint64(0); quota == 0 || seq < quota; seq++ {
+	for seq := uint64(0); !bounded || seq < quota; seq++ {
 		if pace.wait(ctx) != nil {
 			return
 		}

@@ -403,3 +403,13 @@ func TestOutputs(t *testing.T) {
 		}
 	}
 }
+
+// A -count smaller than the publishers gives some of them nothing to
+// send, not no limit: the run still ends by itself.
+func TestCountBelowPublishers(t *testing.T) {
+	url := startLedge(t, 0)
+	res := bench(t, url, "-scenario", "fanin", "-clients", "4", "-count", "2")
+	exact(t, res, 2, 2)
+	res = bench(t, url, "-scenario", "fanin", "-clients", "100", "-count", "3")
+	exact(t, res, 3, 3)
+}

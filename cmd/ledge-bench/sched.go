@@ -57,11 +57,8 @@ func (r *runner) schedule(ctx context.Context, w int, warmup bool) {
 	defer timer.Stop()
 	for h.Len() > 0 {
 		d := &h[0]
-		quota := d.p.quota
-		if warmup {
-			quota = 0
-		}
-		if quota > 0 && d.seq >= quota {
+		quota, bounded := r.quota(d.p, warmup)
+		if bounded && d.seq >= quota {
 			heap.Pop(&h)
 			continue
 		}
@@ -118,12 +115,9 @@ func (r *runner) roundRobin(ctx context.Context, w, workers int, warmup bool) {
 		}
 		for i := 0; i < len(mine); i++ {
 			p := mine[i]
-			quota := p.quota
-			if warmup {
-				quota = 0
-			}
+			quota, bounded := r.quota(p, warmup)
 			failed := false
-			if quota == 0 || seqs[i] < quota {
+			if !bounded || seqs[i] < quota {
 				if r.tracked {
 					putHeader(buf, header{pub: uint32(p.idx), seq: seqs[i], sent: time.Now().UnixNano(), warmup: warmup})
 				}
@@ -139,7 +133,7 @@ func (r *runner) roundRobin(ctx context.Context, w, workers int, warmup bool) {
 					r.holdBack(ctx, p)
 				}
 			}
-			if failed || (quota > 0 && seqs[i] >= quota) {
+			if failed || (bounded && seqs[i] >= quota) {
 				last := len(mine) - 1
 				mine[i], seqs[i] = mine[last], seqs[last]
 				mine, seqs = mine[:last], seqs[:last]

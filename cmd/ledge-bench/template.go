@@ -22,6 +22,9 @@ type dialect struct {
 var (
 	natsDialect = dialect{sep: ".", one: "*", rest: ">"}
 	mqttDialect = dialect{sep: "/", one: "+", rest: "#"}
+	// amqpDialect is AMQP's topic exchange: routing keys of dot-separated
+	// words, binding keys with * for one word and # for zero or more.
+	amqpDialect = dialect{sep: ".", one: "*", rest: "#"}
 )
 
 // checkTemplate reports why t cannot name NATS subjects to publish on.
@@ -83,14 +86,14 @@ func matches(filter, subject string) bool { return natsDialect.matches(filter, s
 
 // matches reports whether subject is matched by filter: the one-token
 // wildcard is one token; a final rest wildcard is one or more in NATS,
-// zero or more in MQTT ("a/#" matches "a"). The tool uses it to know
+// zero or more in MQTT and AMQP ("a/#" matches "a"). The tool uses it to know
 // which publishers each subscriber should hear from.
 func (d dialect) matches(filter, subject string) bool {
 	f := strings.Split(filter, d.sep)
 	s := strings.Split(subject, d.sep)
 	for i, tok := range f {
 		if tok == d.rest && i == len(f)-1 {
-			if d == mqttDialect {
+			if d.rest == "#" {
 				return len(s) >= i
 			}
 			return len(s) > i

@@ -20,7 +20,7 @@ func TestCtlListQueues(t *testing.T) {
 	addrs := make(chan listening, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "", "-mqtt-ws-addr", "", "-amqp-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), &logs,
+		done <- run(ctx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "", "-mqtt-ws-addr", "", "-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), &logs,
 			func(l listening) { addrs <- l })
 	}()
 	var l listening
@@ -68,14 +68,14 @@ func TestCtlListQueues(t *testing.T) {
 	var out, errOut bytes.Buffer
 	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 	defer ccancel()
-	if err := runCtl(cctx, []string{"list_queues", "-url", "nats://" + l["nats"], "name", "messages_ready", "messages_unacknowledged", "consumers", "messages"}, env(nil), &out, &errOut); err != nil {
+	if err := runCtl(cctx, []string{"list_queues", "-url", "http://" + l["http"], "name", "messages_ready", "messages_unacknowledged", "consumers", "messages"}, env(nil), &out, &errOut); err != nil {
 		t.Fatalf("ctl list_queues: %v\n%s", err, errOut.String())
 	}
 	want := "Listing queues for vhost / ...\nname\tmessages_ready\tmessages_unacknowledged\tconsumers\tmessages\ntask_queue\t2\t1\t1\t3\n"
 	if out.String() != want {
 		t.Fatalf("ctl list_queues printed:\n%q\nwant\n%q", out.String(), want)
 	}
-	if err := runCtl(cctx, []string{"list_queues", "-url", "nats://" + l["nats"], "pid"}, env(nil), &out, &errOut); err == nil || !strings.Contains(err.Error(), "pid") {
+	if err := runCtl(cctx, []string{"list_queues", "-url", "http://" + l["http"], "pid"}, env(nil), &out, &errOut); err == nil || !strings.Contains(err.Error(), "pid") {
 		t.Fatalf("unknown column: %v", err)
 	}
 }

@@ -1,21 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/ledgemq/ledge/auth"
+	"github.com/ledgemq/ledge/monitor"
 	"github.com/ledgemq/ledge/natsgw"
 	lnet "github.com/ledgemq/ledge/net"
 )
@@ -181,27 +180,21 @@ func (s *security) listenerTLS() *tls.Config {
 	return s.tls.Config()
 }
 
-// selfOptions are the options of the broker's own client connections to
-// its NATS port (the ctl services): the process's internal token, and
-// over TLS the broker's own certificate, pinned, whatever name it is for.
-func (s *security) selfOptions() []nats.Option {
-	opts := []nats.Option{nats.Token(s.svc.InternalToken())}
-	if s.natsTLS() == natsTLSOff {
-		return opts
+// httpAccess is the HTTP port's monitor.Authorizer: the request's
+// credentials (Basic, Bearer, a client certificate) checked against the
+// same users, and the user's role. In the default mode requests from
+// loopback are admin and others refused, as for every protocol.
+func (s *security) httpAccess(r *http.Request) monitor.Role {
+	cl, err := s.svc.AuthenticateHTTP(r)
+	switch {
+	case err != nil:
+		return monitor.RoleNone
+	case cl.HasRole(auth.RoleAdmin):
+		return monitor.RoleAdmin
+	case cl.HasRole(auth.RoleMonitor):
+		return monitor.RoleMonitor
 	}
-	pin := func(cs tls.ConnectionState) error {
-		own := s.tls.Certificate()
-		if len(cs.PeerCertificates) == 0 || own == nil || !bytes.Equal(cs.PeerCertificates[0].Raw, own.Raw) {
-			return errors.New("not the broker's own certificate")
-		}
-		return nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true, VerifyConnection: pin}
-	opts = append(opts, nats.Secure(cfg))
-	if s.natsTLS() == natsTLSFirst {
-		opts = append(opts, nats.TLSHandshakeFirst())
-	}
-	return opts
+	return monitor.RoleNone
 }
 
 // watch reloads the users file and the TLS certificate on SIGHUP until ctx

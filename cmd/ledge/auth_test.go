@@ -28,7 +28,8 @@ func startWith(t *testing.T, logs *syncBuffer, args ...string) listening {
 	t.Helper()
 	base := []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0",
 		"-mqtt-tls-addr", "127.0.0.1:0", "-mqtt-wss-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0",
-		"-amqps-addr", "127.0.0.1:0", "-data-dir", filepath.Join(t.TempDir(), "data")}
+		"-amqps-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0", "-stomp-tls-addr", "127.0.0.1:0",
+		"-http-addr", "127.0.0.1:0", "-data-dir", filepath.Join(t.TempDir(), "data")}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan listening, 1)
 	done := make(chan error, 1)
@@ -155,11 +156,18 @@ func TestUsersModeAndCtl(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.Close()
-	// ledge ctl with the user in its URL; its services log in with the
-	// broker's own token.
+	// ledge ctl asks the HTTP port, which checks the same users: an
+	// admin may, nobody without credentials (not even on loopback, once
+	// users exist), a user without a role neither.
 	var out, errOut bytes.Buffer
-	if err := runCtl(context.Background(), []string{"list_queues", "-url", "nats://root:root@" + l["nats"]}, env(nil), &out, &errOut); err != nil {
+	if err := runCtl(context.Background(), []string{"list_queues", "-url", "http://" + l["http"], "-user", "root", "-password", "root"}, env(nil), &out, &errOut); err != nil {
 		t.Fatalf("ctl: %v %s", err, errOut.String())
+	}
+	for _, who := range [][]string{{}, {"-user", "dev-7", "-password", "pw7"}, {"-user", "root", "-password", "wrong"}} {
+		err := runCtl(context.Background(), append([]string{"list_queues", "-url", "http://" + l["http"]}, who...), env(nil), &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "401") {
+			t.Errorf("ctl as %v: %v, want 401", who, err)
+		}
 	}
 }
 
@@ -398,7 +406,7 @@ func TestTLSEverywhere(t *testing.T) {
 	cp(server.KeyFile, key)
 	var logs syncBuffer
 	l := startWith(t, &logs, "-users", authtest.WriteFile(t, brokerUsers+"\n[user cert-dev]\ncert = dev-9\ngroups = devices\n"),
-		"-tls-cert", cert, "-tls-key", key, "-tls-ca", ca.CertFile)
+		"-tls-cert", cert, "-tls-key", key, "-tls-ca", ca.CertFile, "-http-tls")
 	for _, name := range []string{"mqtt-tls", "mqtt-wss", "amqps"} {
 		if l[name] == "" {
 			t.Fatalf("no %s listener: %v", name, l)
@@ -429,10 +437,10 @@ func TestTLSEverywhere(t *testing.T) {
 		t.Fatalf("amqps: %v", err)
 	}
 	ac.Close()
-	// ledge ctl's services reach the broker over its own TLS.
+	// ledge ctl reaches the HTTP port over the same TLS.
 	var out, errOut bytes.Buffer
-	if err := runCtl(context.Background(), []string{"list_queues", "-url", "tls://root:root@" + l["nats"], "-tls-ca", ca.CertFile}, env(nil), &out, &errOut); err != nil {
-		t.Fatalf("ctl over TLS: %v %s", err, errOut.String())
+	if err := runCtl(context.Background(), []string{"list_queues", "-url", "https://" + l["http"], "-cacert", ca.CertFile, "-user", "root", "-password", "root"}, env(nil), &out, &errOut); err != nil {
+		t.Fatalf("ctl over HTTPS: %v %s", err, errOut.String())
 	}
 	if !strings.Contains(logs.String(), "tls=\"on, NATS required") {
 		t.Errorf("the startup line does not name the TLS mode:\n%s", logs.String())

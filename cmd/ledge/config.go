@@ -29,6 +29,7 @@ type config struct {
 	mqttWSAddr  string
 	mqttWSSAddr string
 	amqpsAddr   string
+	stomp       stompSettings
 	tlsCert     string
 	tlsKey      string
 	tlsCA       string
@@ -59,6 +60,8 @@ type config struct {
 
 	cpuProfile string
 
+	monitor monitorSettings // the HTTP port (monitor.go)
+
 	// gateway names this box upstream; uplink is the command line's
 	// uplink and namedUplinks the config file's (see uplink.go).
 	gateway       string
@@ -79,6 +82,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.mqttTLSAddr, "mqtt-tls-addr", ":8883", "address for MQTT over TLS, served when -tls-cert is set (empty to disable)")
 	fs.StringVar(&cfg.mqttWSAddr, "mqtt-ws-addr", ":8083", "address for MQTT over WebSocket, for browser dashboards (empty to disable)")
 	fs.StringVar(&cfg.amqpAddr, "amqp-addr", ":5672", "address for AMQP 0-9-1 clients (host:port; empty to disable)")
+	addSTOMPFlags(fs, &cfg.stomp)
 	fs.StringVar(&cfg.mqttWSSAddr, "mqtt-wss-addr", ":8084", "address for MQTT over secure WebSocket, served when -tls-cert is set (empty to disable)")
 	fs.StringVar(&cfg.amqpsAddr, "amqps-addr", ":5671", "address for AMQP over TLS, served when -tls-cert is set (empty to disable)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate `FILE` (with its chain): turns on TLS for every listener (NATS requires it then; \"tls.nats = off\" in the config file keeps it plain)")
@@ -100,22 +104,24 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (one readable line per event) or json")
 	fs.StringVar(&cfg.gateway, "gateway-id", "", "this gateway's name in message ids upstream; stable and unique per box (default: the host name)")
 	addUplinkFlags(fs, &cfg.uplink, true)
+	addMonitorFlags(fs, &cfg.monitor)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` from start to shutdown (for go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, `ledge: a message broker for edge gateways.
 
 Usage: ledge [flags]
        ledge passwd [-c] [-b] [-D] [-token] FILE USER [PASSWORD]
-       ledge ctl queues [-url nats://host:port]
-       ledge ctl uplinks [-url nats://host:port]
+       ledge ctl COMMAND [-url http://host:8222] [--json] (ledge ctl -help lists them)
 
-With no flags it serves NATS (with JetStream) on :4222, MQTT on :1883 and
+With no flags it serves NATS (with JetStream) on :4222, MQTT on :1883,
 MQTT over WebSocket on :8083 (and MQTT over TLS on :8883 once -tls-cert is
-set), and keeps its data in ./ledge-data. Without -users or -user, only
-clients on this machine (loopback) are let in; "ledge passwd -c FILE NAME"
-makes a users file. "ledge ctl queues" lists each stream's consumers with their
-messages ready, unacknowledged, redelivered and waiting pull requests;
-"ledge ctl uplinks" shows each uplink's state, backlog and last error.
+set), AMQP 0-9-1 on :5672, STOMP on :61613, STOMP over WebSocket on :15674
+(and STOMP over TLS on :61614 with -tls-cert) and HTTP on :8222 (health,
+the JSON API, Prometheus /metrics and the web console at
+http://localhost:8222/), and keeps its data in ./ledge-data. "ledge ctl"
+asks the HTTP port: queues, connections, streams, uplinks, and the
+operator's actions. Without -users or -user, only clients on this machine
+(loopback) are let in; "ledge passwd -c FILE NAME" makes a users file.
 Every flag can also be set as an environment variable (LEDGE_ and the name
 in upper case with '-' as '_', e.g. LEDGE_DATA_DIR) or in the file named by
 -config (one "name = value" a line). Flags win over the environment, which
@@ -252,6 +258,9 @@ func (c *config) validate() error {
 	if err := c.validateSecurity(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.stomp.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := parseSync(c.sync); err != nil {
 		errs = append(errs, err)
 	}
@@ -267,6 +276,9 @@ func (c *config) validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.logFormat))
+	}
+	if err := c.monitor.validate(c); err != nil {
+		errs = append(errs, err)
 	}
 	if ups, err := c.uplinks(); err != nil {
 		errs = append(errs, err)

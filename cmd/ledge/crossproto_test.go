@@ -22,7 +22,7 @@ func startAll(t *testing.T) listening {
 	var logs syncBuffer
 	go func() {
 		done <- run(ctx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0",
-			"-amqp-addr", "127.0.0.1:0", "-data-dir", filepath.Join(t.TempDir(), "data")}, env(nil), &logs,
+			"-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0", "-http-addr", "", "-data-dir", filepath.Join(t.TempDir(), "data")}, env(nil), &logs,
 			func(l listening) { addrs <- l })
 	}()
 	select {

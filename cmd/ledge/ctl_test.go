@@ -16,8 +16,9 @@ import (
 // unacknowledged, and reads the queue view "ledge ctl queues" prints.
 func TestCtlQueues(t *testing.T) {
 	var logs syncBuffer
-	addr, stop := startBroker(t, filepath.Join(t.TempDir(), "data"), &logs)
+	l, stop := startBrokerAll(t, filepath.Join(t.TempDir(), "data"), &logs)
 	defer stop()
+	addr := l["nats"]
 	nc, err := nats.Connect("nats://" + addr)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +56,7 @@ func TestCtlQueues(t *testing.T) {
 	}
 
 	var out, errOut bytes.Buffer
-	if err := runCtl(ctx, []string{"queues", "-url", "nats://" + addr}, env(nil), &out, &errOut); err != nil {
+	if err := runCtl(ctx, []string{"queues", "-url", "http://" + l["http"]}, env(nil), &out, &errOut); err != nil {
 		t.Fatalf("ctl queues: %v\n%s", err, errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")

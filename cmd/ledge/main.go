@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -24,7 +23,6 @@ import (
 	"github.com/ledgemq/ledge/natsgw"
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
-	"github.com/nats-io/nats.go"
 )
 
 // version is ledge's release, set at build time with
@@ -86,12 +84,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer unlock()
+	// Users, permissions and TLS for every listener (auth.go).
+	sec, err := setupSecurity(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer sec.close()
+	mw, err := startMonitor(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer mw.close()
 
 	syncPolicy, _ := parseSync(cfg.sync)
 	b, err := broker.Open(broker.Options{
 		Dir:          cfg.dataDir,
 		Sync:         syncPolicy,
 		SyncInterval: cfg.syncInterval,
+		LogMetrics:   mw.logMetrics(),
 		Logger:       logger.With("part", "broker"),
 	})
 	if err != nil {
@@ -110,12 +120,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer closeBroker()
 
-	// Users, permissions and TLS for every listener (auth.go).
-	sec, err := setupSecurity(cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer sec.close()
 	tlsConfig := sec.listenerTLS()
 
 	// The router every protocol's live subscribers share, so that a
@@ -155,6 +159,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return fmt.Errorf("nats listener: %w", err)
 		}
 		servers = append(servers, ln)
+		mw.addNATS(gw, ln, cfg)
+		mw.addListener("nats", "nats", ln)
 		addrs["nats"] = ln.Addr().String()
 		logger.Info("listening", "proto", "nats", "addr", ln.Addr().String(), "transport", ln.Transport())
 	}
@@ -168,6 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return err
 		}
 		defer gw.Close()
+		mw.addMQTT(gw)
 		listeners := []struct {
 			name, addr string
 			h          lnet.Handler
@@ -192,19 +199,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 				return fmt.Errorf("%s listener: %w", l.name, err)
 			}
 			servers = append(servers, ln)
+			mw.addListener(l.name, "mqtt", ln)
 			addrs[l.name] = ln.Addr().String()
 			logger.Info("listening", "proto", l.name, "addr", ln.Addr().String(), "transport", ln.Transport())
 		}
 	}
-	if cfg.amqpAddr != "" {
-		ln, closeAMQP, err := listenAMQP(cfg, logger, live, b, netOpts, addrs["nats"])
+	if cfg.amqpAddr != "" || cfg.stomp.enabled() {
+		// One AMQP gateway holds the exchanges and queues of AMQP and
+		// STOMP clients.
+		amqpGW, err := newAMQPGateway(cfg, logger, live, b, mw)
 		if err != nil {
 			return err
 		}
-		defer closeAMQP()
-		servers = append(servers, ln...)
-		for i, l := range ln {
-			addrs[[]string{"amqp", "amqps"}[i]] = l.Addr().String()
+		defer amqpGW.Close()
+		if cfg.amqpAddr != "" {
+			lns, err := listenAMQP(cfg, logger, amqpGW, netOpts, mw, addrs)
+			if err != nil {
+				return err
+			}
+			servers = append(servers, lns...)
+		}
+		if cfg.stomp.enabled() {
+			lns, err := listenSTOMP(cfg, logger, amqpGW, netOpts, tlsConfig, addrs, mw)
+			if err != nil {
+				return err
+			}
+			servers = append(servers, lns...)
 		}
 	}
 	if len(servers) == 0 {
@@ -222,24 +242,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 	defer closeBridge()
-	var statusConn *nats.Conn
 	if len(ups) > 0 {
 		br, err = bridge.New(b, live, bridge.Config{GatewayID: cfg.gatewayID(), Uplinks: ups, Logger: logger.With("part", "bridge")})
 		if err != nil {
 			return fmt.Errorf("bridge: %w", err)
 		}
-		if a, ok := addrs["nats"]; ok {
-			statusConn, err = serveUplinks(br, a, cfg)
-			if err != nil {
-				logger.Warn("ledge ctl uplinks will not be answered", "err", err)
-			} else {
-				defer statusConn.Close()
-			}
-		}
+	}
+	mw.attach(b, live, br, cfg.sync)
+	if a, ok := mw.address(); ok {
+		addrs["http"] = a
 	}
 
 	var parts []string
-	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "mqtt-wss", "amqp", "amqps"} {
+	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "mqtt-wss", "amqp", "amqps", "stomp", "stomp-ws", "stomp-tls", "http"} {
 		if a, ok := addrs[p]; ok {
 			parts = append(parts, p+"="+a)
 		}
@@ -253,9 +268,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	<-ctx.Done()
 	logger.Info("shutting down")
-	if statusConn != nil {
-		statusConn.Close()
-	}
+	mw.close()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, s := range servers {
@@ -268,36 +281,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	closeBroker()
 	logger.Info("stopped")
 	return nil
-}
-
-// selfConnect opens a client connection to the broker's own NATS listener
-// at addr (loopback when it listens on every address), with the broker's
-// internal token (and its TLS): how the ctl subcommands' services are
-// served.
-func selfConnect(addr string, cfg *config, name string) (*nats.Conn, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	opts := append([]nats.Option{nats.Name(name), nats.NoReconnect()}, cfg.sec.selfOptions()...)
-	return nats.Connect("nats://"+net.JoinHostPort(host, port), opts...)
-}
-
-// serveUplinks answers "ledge ctl uplinks" (bridge.StatusSubject) through
-// a client connection of the broker's own NATS listener at addr.
-func serveUplinks(br *bridge.Bridge, addr string, cfg *config) (*nats.Conn, error) {
-	nc, err := selfConnect(addr, cfg, "ledge uplinks status")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := br.Serve(nc); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return nc, nc.Flush()
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {

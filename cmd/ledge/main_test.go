@@ -146,16 +146,25 @@ func (s *syncBuffer) String() string {
 // error.
 func startBroker(t *testing.T, dataDir string, logs *syncBuffer) (string, func() error) {
 	t.Helper()
+	l, stop := startBrokerAll(t, dataDir, logs)
+	return l["nats"], stop
+}
+
+// startBrokerAll is startBroker returning every listener's address, the
+// HTTP port's ("http") among them, with extra arguments to run.
+func startBrokerAll(t *testing.T, dataDir string, logs *syncBuffer, extra ...string) (listening, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan listening, 1)
 	done := make(chan error, 1)
+	args := append([]string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0",
+		"-http-addr", "127.0.0.1:0", "-data-dir", dataDir}, extra...)
 	go func() {
-		done <- run(ctx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), logs,
-			func(l listening) { addrs <- l })
+		done <- run(ctx, args, env(nil), logs, func(l listening) { addrs <- l })
 	}()
 	select {
 	case l := <-addrs:
-		return l["nats"], func() error { cancel(); return <-done }
+		return l, func() error { cancel(); return <-done }
 	case err := <-done:
 		cancel()
 		t.Fatalf("broker did not start: %v\n%s", err, logs.String())
@@ -163,7 +172,7 @@ func startBroker(t *testing.T, dataDir string, logs *syncBuffer) (string, func()
 		cancel()
 		t.Fatal("broker did not start in time")
 	}
-	return "", nil
+	return nil, nil
 }
 
 func TestBrokerServesNATS(t *testing.T) {
@@ -185,7 +194,7 @@ func TestBrokerServesNATS(t *testing.T) {
 	nc.Close()
 
 	// A second broker on the same data folder refuses to start.
-	err = run(context.Background(), []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), &bytes.Buffer{}, nil)
+	err = run(context.Background(), []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir}, env(nil), &bytes.Buffer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second broker on the same folder: err = %v", err)
 	}

@@ -37,6 +37,7 @@ type uplinkSettings struct {
 	stall           time.Duration
 	backoffMax      time.Duration
 	rate            int64
+	catchUp         string
 	compress        bool
 	maxBytes        int64
 	budget          string
@@ -70,6 +71,7 @@ func addUplinkFlags(fs *flag.FlagSet, u *uplinkSettings, withName bool) {
 	fs.DurationVar(&u.stall, "uplink-stall", bridge.DefaultStallTimeout, "a link with messages in flight and no acknowledgement for this long is reconnected")
 	fs.DurationVar(&u.backoffMax, "uplink-backoff-max", bridge.DefaultBackoffMax, "longest wait between connection attempts (exponential from 100ms, with jitter; the first message after an outage goes within about this long)")
 	fs.Int64Var(&u.rate, "uplink-rate", 0, "cap on bytes per second sent upstream (0: none)")
+	fs.StringVar(&u.catchUp, "uplink-catch-up", "in-order", "after an outage: in-order (the backlog, then live messages) or newest-first (live messages as they come, the backlog behind them)")
 	fs.BoolVar(&u.compress, "uplink-compress", false, "compress payloads with s2 on the uplink when it makes them smaller (header Ledge-Compression)")
 	fs.Int64Var(&u.maxBytes, "uplink-max-bytes", 0, "disk budget of UPLINK_<name> in bytes (0: none)")
 	fs.StringVar(&u.budget, "uplink-budget", "drop-oldest", "when the disk budget is reached: drop-oldest (counted and logged) or refuse-new (publishers get an error)")
@@ -97,6 +99,10 @@ func (u *uplinkSettings) uplink() (bridge.Uplink, error) {
 	if err != nil {
 		return bridge.Uplink{}, err
 	}
+	catchUp, err := bridge.ParseCatchUp(u.catchUp)
+	if err != nil {
+		return bridge.Uplink{}, err
+	}
 	return bridge.Uplink{
 		Name: u.name, URLs: splitList(u.urls),
 		User: u.user, Password: u.password, Token: u.token, NKeyFile: u.nkey, CredsFile: u.creds,
@@ -104,7 +110,7 @@ func (u *uplinkSettings) uplink() (bridge.Uplink, error) {
 		Streams: splitList(u.streams), Subjects: splitList(u.subjects), Prefix: u.prefix,
 		UpstreamStream: u.upstreamStream, Mode: mode,
 		Window: u.window, WindowBytes: u.windowBytes, StallTimeout: u.stall, BackoffMax: u.backoffMax,
-		RateLimit: u.rate, Compress: u.compress, MaxBytes: u.maxBytes, Budget: budget,
+		RateLimit: u.rate, CatchUp: catchUp, Compress: u.compress, MaxBytes: u.maxBytes, Budget: budget,
 		Downlink: splitList(u.downlink), DownlinkStream: u.downlinkStream, DownlinkDurable: u.downlinkDurable,
 	}, nil
 }

@@ -53,15 +53,15 @@ func TestCtlUplinks(t *testing.T) {
 	addrs := make(chan listening, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(runCtx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0",
+		done <- run(runCtx, []string{"-nats-addr", "127.0.0.1:0", "-mqtt-addr", "127.0.0.1:0", "-mqtt-ws-addr", "127.0.0.1:0", "-amqp-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-stomp-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
 			"-data-dir", filepath.Join(t.TempDir(), "data"), "-config", conf, "-gateway-id", "box1",
 			"-uplink", up.ClientURL(), "-uplink-subjects", "tele.>", "-uplink-prefix", "box1."}, env(nil), &logs,
 			func(l listening) { addrs <- l })
 	}()
-	var addr string
+	var addr, httpAddr string
 	select {
 	case l := <-addrs:
-		addr = l["nats"]
+		addr, httpAddr = l["nats"], l["http"]
 	case err := <-done:
 		t.Fatalf("broker did not start: %v\n%s", err, logs.String())
 	}
@@ -93,7 +93,7 @@ func TestCtlUplinks(t *testing.T) {
 	var out string
 	for ctx.Err() == nil {
 		var buf, errOut bytes.Buffer
-		if err := runCtl(ctx, []string{"uplinks", "-url", "nats://" + addr}, env(nil), &buf, &errOut); err != nil {
+		if err := runCtl(ctx, []string{"uplinks", "-url", "http://" + httpAddr}, env(nil), &buf, &errOut); err != nil {
 			t.Fatalf("ctl uplinks: %v\n%s", err, errOut.String())
 		}
 		out = buf.String()

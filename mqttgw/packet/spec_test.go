@@ -157,6 +157,18 @@ func TestSpecPackets(t *testing.T) {
 	}
 }
 
+// TestSubackFailureByLevel: a 5.0 reason code of failure reaches a 3.1.1
+// client as 0x80, the only failure its SUBACK can say; 5.0 keeps it.
+func TestSubackFailureByLevel(t *testing.T) {
+	s := &Suback{PacketID: 1, ReasonCodes: []ReasonCode{GrantedQoS1, TopicFilterInvalid, NotAuthorized}}
+	if got, want := AppendSuback(nil, Level311, s), []byte{0x90, 0x05, 0x00, 0x01, 0x01, 0x80, 0x80}; !bytes.Equal(got, want) {
+		t.Errorf("3.1.1 SUBACK\n% x\nwant\n% x", got, want)
+	}
+	if got, want := AppendSuback(nil, Level5, s), []byte{0x90, 0x06, 0x00, 0x01, 0x00, 0x01, 0x8F, 0x87}; !bytes.Equal(got, want) {
+		t.Errorf("5.0 SUBACK\n% x\nwant\n% x", got, want)
+	}
+}
+
 // TestDecodedBytesAlias pins the lifetime contract: decoded fields are
 // views of the input, not copies.
 func TestDecodedBytesAlias(t *testing.T) {

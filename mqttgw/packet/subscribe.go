@@ -172,7 +172,9 @@ func (s *Suback) decode(body []byte, level Level) error {
 }
 
 // AppendSuback appends s as a SUBACK packet at the given level to dst and
-// returns the extended slice. It allocates only if dst must grow.
+// returns the extended slice. It allocates only if dst must grow. Before
+// 5.0 every failure is written as 0x80, the one failure code 3.1.1 has
+// (MQTT-3.9.3-2), so a gateway may give the 5.0 reason whatever the level.
 func AppendSuback(dst []byte, level Level, s *Suback) []byte {
 	n := 2 + len(s.ReasonCodes)
 	if level == Level5 {
@@ -184,6 +186,9 @@ func AppendSuback(dst []byte, level Level, s *Suback) []byte {
 		dst = s.Properties.appendTo(dst)
 	}
 	for _, rc := range s.ReasonCodes {
+		if level != Level5 && rc.IsError() {
+			rc = UnspecifiedError
+		}
 		dst = append(dst, byte(rc))
 	}
 	return dst

@@ -43,10 +43,10 @@ const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // Upgrade parses the HTTP upgrade request at the start of in. It returns
 // how many bytes it used and the response to send: 101 Switching Protocols,
-// choosing subprotocol if the client offers it (or no subprotocol when
-// subprotocol is empty). ErrIncomplete asks for more bytes; any other error
-// comes with a 400 response to send before closing.
-func Upgrade(in []byte, subprotocol string) (n int, resp []byte, err error) {
+// choosing the first of subprotocols that the client offers (or none).
+// ErrIncomplete asks for more bytes; any other error comes with a 400
+// response to send before closing.
+func Upgrade(in []byte, subprotocols ...string) (n int, resp []byte, err error) {
 	end := bytes.Index(in, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(in) > maxRequest {
@@ -94,8 +94,11 @@ func Upgrade(in []byte, subprotocol string) (n int, resp []byte, err error) {
 	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
 	b.WriteString(base64.StdEncoding.EncodeToString(h[:]))
 	b.WriteString("\r\n")
-	if subprotocol != "" && containsToken(protocols, subprotocol) {
-		b.WriteString("Sec-WebSocket-Protocol: " + subprotocol + "\r\n")
+	for _, p := range subprotocols {
+		if p != "" && containsToken(protocols, p) {
+			b.WriteString("Sec-WebSocket-Protocol: " + p + "\r\n")
+			break
+		}
 	}
 	b.WriteString("\r\n")
 	return end + 4, []byte(b.String()), nil

@@ -21,6 +21,13 @@ func TestUpgradeAnswersWithTheAcceptKey(t *testing.T) {
 			t.Errorf("response lacks %q:\n%s", want, resp)
 		}
 	}
+	// Of several subprotocols, the first the client offers is chosen.
+	if _, resp, _ := Upgrade([]byte(upgradeReq), "v12.stomp", "mqttv3.1", "mqtt"); !strings.Contains(string(resp), "Sec-WebSocket-Protocol: mqttv3.1\r\n") {
+		t.Errorf("first offered of several: %s", resp)
+	}
+	if _, resp, _ := Upgrade([]byte(upgradeReq), "v12.stomp"); strings.Contains(string(resp), "Sec-WebSocket-Protocol") {
+		t.Errorf("none offered: %s", resp)
+	}
 	if _, _, err := Upgrade([]byte(upgradeReq[:40]), "mqtt"); !errors.Is(err, ErrIncomplete) {
 		t.Errorf("partial request: %v", err)
 	}

@@ -2,18 +2,16 @@
 
 package main
 
-// The portable transport of the MQTT client, for systems without epoll: a
-// reader and a writer goroutine per connection. It makes ledge-bench
+// The portable transport of the lean clients (wire.go), for systems
+// without epoll: a reader and a writer goroutine per connection. It makes ledge-bench
 // usable on a developer's machine; it is not what the figures in
-// benchmarks/ are measured with (see mqtt_linux.go).
+// benchmarks/ are measured with (see wire_linux.go).
 
 import (
 	"io"
 	"net"
 	"sync"
 	"time"
-
-	"github.com/ledgemq/ledge/mqttgw/packet"
 )
 
 type connIO struct {
@@ -22,7 +20,7 @@ type connIO struct {
 	once  sync.Once
 }
 
-func (c *mqttClient) attach(nc net.Conn) error {
+func (c *wireConn) attach(nc net.Conn) error {
 	c.io.nc = nc
 	c.io.wakec = make(chan struct{}, 1)
 	go c.readLoop()
@@ -30,27 +28,27 @@ func (c *mqttClient) attach(nc net.Conn) error {
 	return nil
 }
 
-func (c *mqttClient) wake() {
+func (c *wireConn) wake() {
 	select {
 	case c.io.wakec <- struct{}{}:
 	default:
 	}
 }
 
-func (c *mqttClient) shutdown() { c.io.nc.Close() }
+func (c *wireConn) shutdown() { c.io.nc.Close() }
 
-func (c *mqttClient) end(err error) {
+func (c *wireConn) end(err error) {
 	c.io.once.Do(func() {
 		c.io.nc.Close()
 		c.mu.Lock()
-		c.failLocked(err)
+		c.conn.failLocked(err)
 		c.mu.Unlock()
 		close(c.done)
 	})
 }
 
-func (c *mqttClient) readLoop() {
-	var p packet.Packet
+func (c *wireConn) readLoop() {
+	var s scratch
 	buf := make([]byte, 64<<10)
 	have := 0
 	for {
@@ -66,7 +64,7 @@ func (c *mqttClient) readLoop() {
 			return
 		}
 		have += n
-		used, perr := c.input(buf[:have], &p)
+		used, perr := c.conn.input(buf[:have], &s)
 		have = copy(buf, buf[used:have])
 		if perr != nil {
 			c.end(perr)
@@ -75,7 +73,7 @@ func (c *mqttClient) readLoop() {
 	}
 }
 
-func (c *mqttClient) writeLoop() {
+func (c *wireConn) writeLoop() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var b []byte
@@ -83,7 +81,7 @@ func (c *mqttClient) writeLoop() {
 		select {
 		case <-c.io.wakec:
 		case now := <-t.C:
-			c.tick(now)
+			c.conn.tick(now)
 			continue
 		case <-c.done:
 			return

@@ -2,10 +2,11 @@
 
 package main
 
-// The Linux transport of the MQTT client: a few epoll loops, each owning
-// many connections. A loop reads a ready socket into its own buffer,
-// decodes the packets in place and answers them (PUBACK, PUBREC, ...);
-// a connection keeps a buffer of its own only for a partial packet. Writes
+// The Linux transport of the lean clients (wire.go): a few epoll loops,
+// each owning many connections. A loop reads a ready socket into its own
+// buffer, has the protocol decode the frames in place and answer them
+// (PUBACK, basic.ack, ...); a connection keeps a buffer of its own only
+// for a partial frame. Writes
 // are queued on the connection by any goroutine and made by its loop,
 // woken through an eventfd, so a publisher's burst leaves in one write.
 // Keep alive pings come from a once-a-second sweep of each loop's
@@ -31,67 +32,65 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/ledgemq/ledge/mqttgw/packet"
 )
 
 // connIO is a connection's socket as its loop sees it.
 type connIO struct {
-	loop    *mqttLoop
+	loop    *wireLoop
 	fdMu    sync.Mutex // the loop closing fd against shutdown from other goroutines
 	fd      int        // -1 once closed; only the loop changes it
 	partial []byte     // the start of a packet not yet complete
 	wantOut bool       // EPOLLOUT is registered: the socket was full
 }
 
-// mqttLoop is one epoll loop and the connections it owns.
-type mqttLoop struct {
+// wireLoop is one epoll loop and the connections it owns.
+type wireLoop struct {
 	epfd, efd int
 	woken     atomic.Bool
 
 	mu    sync.Mutex
-	conns map[int32]*mqttClient
-	wakeq []*mqttClient
+	conns map[int32]loopConn
+	wakeq []*wireConn
 
 	buf []byte
-	pkt packet.Packet
+	s   scratch
 }
 
 var (
-	mqttLoopsOnce sync.Once
-	mqttLoopsErr  error
-	mqttLoopList  []*mqttLoop
-	mqttLoopNext  atomic.Uint32
+	wireLoopsOnce sync.Once
+	wireLoopsErr  error
+	wireLoopList  []*wireLoop
+	wireLoopNext  atomic.Uint32
 )
 
-// mqttLoopCount is how many loops the process runs: one per core, at most
+// wireLoopCount is how many loops the process runs: one per core, at most
 // four; a loop handles tens of thousands of mostly idle connections, and
 // more loops than cores only take CPU from the broker under test.
-func mqttLoopCount() int {
+func wireLoopCount() int {
 	return max(1, min(4, runtime.GOMAXPROCS(0)))
 }
 
 // pickLoop returns the next loop, round robin, starting them on first use.
 // They live as long as the process.
-func pickLoop() (*mqttLoop, error) {
-	mqttLoopsOnce.Do(func() {
-		for range mqttLoopCount() {
-			l, err := newMQTTLoop()
+func pickLoop() (*wireLoop, error) {
+	wireLoopsOnce.Do(func() {
+		for range wireLoopCount() {
+			l, err := newWireLoop()
 			if err != nil {
-				mqttLoopsErr = err
+				wireLoopsErr = err
 				return
 			}
-			mqttLoopList = append(mqttLoopList, l)
+			wireLoopList = append(wireLoopList, l)
 			go l.run()
 		}
 	})
-	if mqttLoopsErr != nil {
-		return nil, mqttLoopsErr
+	if wireLoopsErr != nil {
+		return nil, wireLoopsErr
 	}
-	return mqttLoopList[int(mqttLoopNext.Add(1))%len(mqttLoopList)], nil
+	return wireLoopList[int(wireLoopNext.Add(1))%len(wireLoopList)], nil
 }
 
-func newMQTTLoop() (*mqttLoop, error) {
+func newWireLoop() (*wireLoop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
@@ -106,12 +105,12 @@ func newMQTTLoop() (*mqttLoop, error) {
 		unix.Close(efd)
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	return &mqttLoop{epfd: epfd, efd: efd, conns: make(map[int32]*mqttClient), buf: make([]byte, 64<<10)}, nil
+	return &wireLoop{epfd: epfd, efd: efd, conns: make(map[int32]loopConn), buf: make([]byte, 64<<10)}, nil
 }
 
 // attach takes the socket of nc over (nc itself is closed) and gives it
-// to a loop.
-func (c *mqttClient) attach(nc net.Conn) error {
+// to a loop; initWire has been called.
+func (c *wireConn) attach(nc net.Conn) error {
 	defer nc.Close()
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
@@ -139,7 +138,7 @@ func (c *mqttClient) attach(nc net.Conn) error {
 	}
 	c.io.loop, c.io.fd = l, fd
 	l.mu.Lock()
-	l.conns[int32(fd)] = c
+	l.conns[int32(fd)] = c.conn
 	l.mu.Unlock()
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
 		l.mu.Lock()
@@ -152,7 +151,7 @@ func (c *mqttClient) attach(nc net.Conn) error {
 }
 
 // wake has the loop write what is queued on c.
-func (c *mqttClient) wake() {
+func (c *wireConn) wake() {
 	l := c.io.loop
 	l.mu.Lock()
 	l.wakeq = append(l.wakeq, c)
@@ -166,7 +165,7 @@ func (c *mqttClient) wake() {
 
 // shutdown ends the connection; its loop then closes the socket and
 // closes c.done. Safe from any goroutine, any number of times.
-func (c *mqttClient) shutdown() {
+func (c *wireConn) shutdown() {
 	c.io.fdMu.Lock()
 	if c.io.fd >= 0 {
 		unix.Shutdown(c.io.fd, unix.SHUT_RDWR)
@@ -174,9 +173,9 @@ func (c *mqttClient) shutdown() {
 	c.io.fdMu.Unlock()
 }
 
-func (l *mqttLoop) run() {
+func (l *wireLoop) run() {
 	events := make([]unix.EpollEvent, 256)
-	var q []*mqttClient
+	var q []*wireConn
 	nextTick := time.Now().Add(time.Second)
 	for {
 		wait := max(0, int(time.Until(nextTick)/time.Millisecond)+1)
@@ -200,11 +199,12 @@ func (l *mqttLoop) run() {
 				continue
 			}
 			l.mu.Lock()
-			c := l.conns[ev.Fd]
+			lc := l.conns[ev.Fd]
 			l.mu.Unlock()
-			if c == nil {
+			if lc == nil {
 				continue
 			}
+			c := lc.wire()
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				l.read(c)
 			}
@@ -220,24 +220,25 @@ func (l *mqttLoop) run() {
 }
 
 // tick runs every connection's keep alive check.
-func (l *mqttLoop) tick(now time.Time) {
+func (l *wireLoop) tick(now time.Time) {
 	l.mu.Lock()
-	all := make([]*mqttClient, 0, len(l.conns))
+	all := make([]loopConn, 0, len(l.conns))
 	for _, c := range l.conns {
 		all = append(all, c)
 	}
 	l.mu.Unlock()
-	for _, c := range all {
+	for _, lc := range all {
+		c := lc.wire()
 		c.mu.Lock()
 		c.inLoop = true
 		c.mu.Unlock()
-		c.tick(now)
+		lc.tick(now)
 		l.afterInput(c)
 	}
 }
 
 // afterInput writes what the input (or the tick) queued on c.
-func (l *mqttLoop) afterInput(c *mqttClient) {
+func (l *wireLoop) afterInput(c *wireConn) {
 	c.mu.Lock()
 	c.inLoop = false
 	flush := c.needFlush
@@ -251,7 +252,7 @@ func (l *mqttLoop) afterInput(c *mqttClient) {
 // read takes one buffer's worth from c's socket: the loop's epoll is
 // level-triggered, so what is left is reported again on the next round,
 // and one busy connection cannot starve the others.
-func (l *mqttLoop) read(c *mqttClient) {
+func (l *wireLoop) read(c *wireConn) {
 	fd := c.io.fd
 	if fd < 0 {
 		return
@@ -276,7 +277,7 @@ func (l *mqttLoop) read(c *mqttClient) {
 	c.mu.Lock()
 	c.inLoop = true
 	c.mu.Unlock()
-	used, perr := c.input(data, &l.pkt)
+	used, perr := c.conn.input(data, &l.s)
 	l.afterInput(c)
 	rest := data[used:]
 	if fromPartial {
@@ -284,7 +285,7 @@ func (l *mqttLoop) read(c *mqttClient) {
 	} else {
 		c.io.partial = append(c.io.partial[:0], rest...)
 	}
-	if len(c.io.partial) == 0 && cap(c.io.partial) > mqttKeepBuffer {
+	if len(c.io.partial) == 0 && cap(c.io.partial) > wireKeepBuffer {
 		c.io.partial = nil
 	}
 	if perr != nil {
@@ -294,7 +295,7 @@ func (l *mqttLoop) read(c *mqttClient) {
 
 // flush writes what is queued on c; when the socket is full it asks
 // epoll to say when it has room again.
-func (l *mqttLoop) flush(c *mqttClient) {
+func (l *wireLoop) flush(c *wireConn) {
 	fd := c.io.fd
 	if fd < 0 {
 		return
@@ -333,7 +334,7 @@ func (l *mqttLoop) flush(c *mqttClient) {
 }
 
 // closeConn closes c's socket for good and tells its waiters why.
-func (l *mqttLoop) closeConn(c *mqttClient, err error) {
+func (l *wireLoop) closeConn(c *wireConn, err error) {
 	fd := c.io.fd
 	if fd < 0 {
 		return
@@ -348,7 +349,7 @@ func (l *mqttLoop) closeConn(c *mqttClient, err error) {
 	c.io.fdMu.Unlock()
 	c.io.partial = nil
 	c.mu.Lock()
-	c.failLocked(err)
+	c.conn.failLocked(err)
 	c.mu.Unlock()
 	close(c.done)
 }
