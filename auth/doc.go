@@ -105,6 +105,10 @@
 //     with the protocol's answer) or asks it to re-check its
 //     subscriptions, in both cases through Conn.Do onto its own loop.
 //
+// STOMP, which is built on the AMQP gateway's exchanges and queues, only
+// authenticates: it gives its client to the AMQP gateway's Owner and
+// Publisher, which check what it does as they check an AMQP connection.
+//
 // # Reload
 //
 // Service.Reload puts a new Policy in force: connections whose proof no

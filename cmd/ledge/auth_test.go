@@ -14,6 +14,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/go-stomp/stomp/v3"
 	"github.com/nats-io/nats.go"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -266,7 +267,7 @@ func TestCrossProtocolDenials(t *testing.T) {
 password = plain:pw8
 groups = devices
 `))
-	protos := []string{"nats", "mqtt", "amqp"}
+	protos := []string{"nats", "mqtt", "amqp", "stomp"}
 	for _, pub := range protos {
 		for _, sub := range protos {
 			if pub == sub {
@@ -325,6 +326,28 @@ func subscribeAs(t *testing.T, l listening, proto, user, pass string) received {
 		c := mqttAs(t, l["mqtt"], user+"-sub", user, pass)
 		tok := c.Subscribe("site/#", 1, func(_ paho.Client, m paho.Message) { in <- string(m.Payload()) })
 		tok.WaitTimeout(5 * time.Second)
+	case "stomp":
+		c, err := stomp.Dial("tcp", l["stomp"], stomp.ConnOpt.Login(user, pass), stomp.ConnOpt.Host("/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Disconnect() })
+		sub, err := c.Subscribe("/topic/site."+user+".#", stomp.AckAuto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// In place once the subscriber's own message comes through.
+		if err := c.Send("/topic/site."+user+".sync", "", nil, stomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+		<-sub.C
+		go func() {
+			for m := range sub.C {
+				if m.Err == nil {
+					in <- string(m.Body)
+				}
+			}
+		}()
 	case "amqp":
 		conn, err := amqp.Dial("amqp://" + user + ":" + pass + "@" + l["amqp"] + "/")
 		if err != nil {
@@ -363,6 +386,17 @@ func publisherAs(t *testing.T, l listening, proto, user, pass string) func(subje
 		c := mqttAs(t, l["mqtt"], fmt.Sprintf("%s-pub-%d", user, time.Now().UnixNano()), user, pass)
 		return func(s, p string) {
 			c.Publish(strings.ReplaceAll(s, ".", "/"), 1, false, p).WaitTimeout(5 * time.Second)
+		}
+	case "stomp":
+		return func(s, p string) {
+			// A refused SEND is an ERROR and the end of the connection:
+			// each SEND its own.
+			c, err := stomp.Dial("tcp", l["stomp"], stomp.ConnOpt.Login(user, pass), stomp.ConnOpt.Host("/"), stomp.ConnOpt.Logger(quietLog{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Send("/topic/"+s, "", []byte(p), stomp.SendOpt.Receipt)
+			c.MustDisconnect()
 		}
 	}
 	conn, err := amqp.Dial("amqp://" + user + ":" + pass + "@" + l["amqp"] + "/")
@@ -464,3 +498,15 @@ func TestTLSEverywhere(t *testing.T) {
 		t.Fatal("the old certificate is still served on AMQPS")
 	}
 }
+
+// quietLog keeps go-stomp's notes of refused frames out of the test log.
+type quietLog struct{}
+
+func (quietLog) Debugf(string, ...interface{})   {}
+func (quietLog) Infof(string, ...interface{})    {}
+func (quietLog) Warningf(string, ...interface{}) {}
+func (quietLog) Warning(string)                  {}
+func (quietLog) Info(string)                     {}
+func (quietLog) Debug(string)                    {}
+func (quietLog) Error(string)                    {}
+func (quietLog) Errorf(string, ...interface{})   {}

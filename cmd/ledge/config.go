@@ -258,9 +258,6 @@ func (c *config) validate() error {
 	if err := c.validateSecurity(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.stomp.validate(); err != nil {
-		errs = append(errs, err)
-	}
 	if _, err := parseSync(c.sync); err != nil {
 		errs = append(errs, err)
 	}
