@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,13 +67,15 @@ func (c *goStompClient) sendOpts(extra ...func(*stompframe.Frame) error) []func(
 	return extra
 }
 
+// Publish copies data: go-stomp's Send returns before its writer
+// goroutine has written the frame, which keeps the body.
 func (c *goStompClient) Publish(subject string, data []byte) error {
-	return c.conn.Send(subject, "", data, c.sendOpts()...)
+	return c.conn.Send(subject, "", bytes.Clone(data), c.sendOpts()...)
 }
 
 func (c *goStompClient) Reply(reply string, data []byte) error {
 	to, corr, _ := strings.Cut(reply, "\x00")
-	return c.conn.Send(to, "", data, stomp.SendOpt.Header("correlation-id", corr))
+	return c.conn.Send(to, "", bytes.Clone(data), stomp.SendOpt.Header("correlation-id", corr))
 }
 
 func (c *goStompClient) Subscribe(filter, _ string, h Handler) (Subscription, error) {
@@ -141,7 +144,7 @@ func (c *goStompClient) Request(ctx context.Context, subject string, data []byte
 	}
 	c.corr++
 	corr := strconv.FormatUint(c.corr, 10)
-	err := c.conn.Send(subject, "", data, c.sendOpts(stomp.SendOpt.Header("reply-to", stompReplyQueue),
+	err := c.conn.Send(subject, "", bytes.Clone(data), c.sendOpts(stomp.SendOpt.Header("reply-to", stompReplyQueue),
 		stomp.SendOpt.Header("correlation-id", corr))...)
 	if err != nil {
 		return nil, err
