@@ -33,6 +33,9 @@ type session struct {
 	clientID string
 	// stopped: after DISCONNECT or an ERROR, input is ignored.
 	stopped bool
+	// loginRefused: the ERROR is for CONNECT's credentials.
+	loginRefused bool
+	mon          connMon
 	// busy: work that may block (a queue declaration) runs off the loop;
 	// input waits until it is done, so frames keep their order.
 	busy bool
@@ -179,12 +182,14 @@ func (s *session) connect(f *frame.Frame) error {
 				return frame.AppendBody(b, []byte("Supported protocol versions are 1.0,1.1,1.2"))
 			})
 			s.stopped = true
+			s.countError()
 			return fmt.Errorf("%w: no common version in %q", ErrProtocol, list)
 		}
 	}
 	login, _ := f.Get("login")
 	passcode, _ := f.Get("passcode")
 	if !s.srv.authenticate(login, passcode) {
+		s.loginRefused = true
 		return s.fail(f, "access refused", "bad login or passcode for user "+printable(login))
 	}
 	var cx, cy time.Duration
@@ -227,6 +232,8 @@ func (s *session) connect(f *frame.Frame) error {
 		return append(b, '\n', 0)
 	})
 	s.startHeartBeats()
+	host, _ := f.Get("host")
+	s.accepted(login, host)
 	return nil
 }
 
@@ -289,6 +296,7 @@ func (s *session) fail(f *frame.Frame, message, detail string) error {
 func (s *session) failReceipt(receipt, message, detail string) error {
 	s.writeError(receipt, message, detail)
 	s.stopped = true
+	s.countError()
 	return fmt.Errorf("%w: %s: %s", ErrProtocol, message, detail)
 }
 
