@@ -101,7 +101,8 @@ start_ledge() {
 	[ -n "$PROFILE" ] && prof=(-cpuprofile "$out/ledge-amqp-$stamp.pprof")
 	rm -rf "$work/ledge-data"
 	"$bin/ledge" -amqp-addr 127.0.0.1:$LEDGE_PORT -nats-addr 127.0.0.1:$LEDGE_NATS_PORT \
-		-mqtt-addr "" -mqtt-ws-addr "" -mqtt-tls-addr "" -data-dir "$work/ledge-data" -sync always \
+		-mqtt-addr "" -mqtt-ws-addr "" -mqtt-tls-addr "" -stomp-addr "" -stomp-ws-addr "" -http-addr "" \
+		-data-dir "$work/ledge-data" -sync always \
 		-log-level warn "${prof[@]}" >"$work/ledge.log" 2>&1 &
 	ledge_pid=$!
 	pids+=("$ledge_pid")

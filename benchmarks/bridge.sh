@@ -147,7 +147,8 @@ publish() { # stream count
 edge_start() {
 	case $1 in
 	ledge)
-		"$bin/ledge" -nats-addr 127.0.0.1:$EDGE_PORT -mqtt-addr "" -mqtt-ws-addr "" -data-dir "$work/ledge" \
+		"$bin/ledge" -nats-addr 127.0.0.1:$EDGE_PORT -mqtt-addr "" -mqtt-ws-addr "" -amqp-addr "" \
+			-stomp-addr "" -stomp-ws-addr "" -http-addr "" -data-dir "$work/ledge" \
 			-sync never -gateway-id edge1 -log-level warn \
 			-uplink "nats://127.0.0.1:$HUB_PORT" -uplink-subjects 'bench.>' -uplink-prefix edge1. $LEDGE_ARGS >"$work/edge.log" 2>&1 &
 		edge_pid=$!

@@ -4,11 +4,13 @@
 # the machine's physical limits and then runs every peer comparison that
 # exists: benchmarks/nats.sh (ledge vs nats-server, NATS), js.sh (durable
 # streams), mqtt.sh (ledge vs mosquitto and nats-server, MQTT), amqp.sh
-# (ledge vs RabbitMQ, AMQP 0-9-1), and stomp.sh once it exists. Each
-# script installs its peers, alternates ledge and the peer, and prints its
-# markdown tables; compare.sh puts them together with the limits in
-# benchmarks/out/compare-<time>.md and, with APPEND_RESULTS=1, appends that
-# report to benchmarks/RESULTS.md.
+# (ledge vs RabbitMQ, AMQP 0-9-1) and stomp.sh (ledge vs RabbitMQ's STOMP
+# plugin). Each script installs its peers, alternates ledge and the peer,
+# and prints its markdown tables; compare.sh puts them together with the
+# limits in benchmarks/out/compare-<time>.md and, with APPEND_RESULTS=1,
+# appends that report to benchmarks/RESULTS.md. Each script's ledge
+# listens only on the ports it measures (-stomp-addr "", -http-addr "" ...),
+# so that none collides with another broker on the machine.
 #
 # Physical limits, so that a broker's figure can be read against the
 # machine's:

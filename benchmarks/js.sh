@@ -62,7 +62,8 @@ start_ledge() {
 	rm -rf "$work/ledge-data"
 	local sync=never
 	[ "$1" = fsynced ] && sync=always
-	"$bin/ledge" -nats-addr 127.0.0.1:$LEDGE_PORT -mqtt-addr "" -mqtt-ws-addr "" -data-dir "$work/ledge-data" -sync $sync -log-level warn >"$work/ledge.log" 2>&1 &
+	"$bin/ledge" -nats-addr 127.0.0.1:$LEDGE_PORT -mqtt-addr "" -mqtt-ws-addr "" -amqp-addr "" \
+		-stomp-addr "" -stomp-ws-addr "" -http-addr "" -data-dir "$work/ledge-data" -sync $sync -log-level warn >"$work/ledge.log" 2>&1 &
 	ledge_pid=$!
 	pids+=("$ledge_pid")
 	wait_port $LEDGE_PORT

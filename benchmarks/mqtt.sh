@@ -125,7 +125,8 @@ start_ledge() {
 	[ -n "$PROFILE" ] && prof=(-cpuprofile "$out/ledge-mqtt-$stamp.pprof")
 	rm -rf "$work/ledge-data"
 	"$bin/ledge" -mqtt-addr 127.0.0.1:$LEDGE_PORT -nats-addr 127.0.0.1:$LEDGE_NATS_PORT \
-		-mqtt-ws-addr "" -mqtt-tls-addr "" -data-dir "$work/ledge-data" -sync interval \
+		-mqtt-ws-addr "" -mqtt-tls-addr "" -amqp-addr "" -stomp-addr "" -stomp-ws-addr "" -http-addr "" \
+		-data-dir "$work/ledge-data" -sync interval \
 		-log-level warn "${prof[@]}" >"$work/ledge.log" 2>&1 &
 	ledge_pid=$!
 	pids+=("$ledge_pid")

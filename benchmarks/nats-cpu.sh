@@ -20,7 +20,8 @@ done
 go build -o "$bin/ledge" ./cmd/ledge
 
 work=$(mktemp -d)
-"$bin/ledge" -nats-addr 127.0.0.1:24222 -mqtt-addr "" -mqtt-ws-addr "" -data-dir "$work/data" -log-level warn &
+"$bin/ledge" -nats-addr 127.0.0.1:24222 -mqtt-addr "" -mqtt-ws-addr "" -amqp-addr "" \
+	-stomp-addr "" -stomp-ws-addr "" -http-addr "" -data-dir "$work/data" -log-level warn &
 ledge_pid=$!
 "$bin/nats-server" -a 127.0.0.1 -p 14222 >/dev/null 2>&1 &
 nats_pid=$!

@@ -41,7 +41,8 @@ cleanup() {
 trap cleanup EXIT
 
 start_ledge() {
-	"$bin/ledge" -nats-addr 127.0.0.1:$LEDGE_PORT -mqtt-addr "" -mqtt-ws-addr "" -data-dir "$work/ledge-data" -log-level warn >"$work/ledge.log" 2>&1 &
+	"$bin/ledge" -nats-addr 127.0.0.1:$LEDGE_PORT -mqtt-addr "" -mqtt-ws-addr "" -amqp-addr "" \
+		-stomp-addr "" -stomp-ws-addr "" -http-addr "" -data-dir "$work/ledge-data" -log-level warn >"$work/ledge.log" 2>&1 &
 	ledge_pid=$!
 	pids+=("$ledge_pid")
 	wait_port $LEDGE_PORT

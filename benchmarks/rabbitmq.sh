@@ -1,5 +1,5 @@
 # benchmarks/rabbitmq.sh: RabbitMQ for the side-by-side benchmarks, sourced
-# by benchmarks/amqp.sh (and the STOMP benchmark to come), so that it is
+# by benchmarks/amqp.sh and benchmarks/stomp.sh, so that it is
 # installed, started and stopped one way.
 #
 #   rabbitmq_install            apt-get install rabbitmq-server if missing
@@ -51,7 +51,8 @@ rabbitmq_wait_port() {
 		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
 		sleep 0.1
 	done
-	echo "rabbitmq: nothing listens on port $1 after 60 s; its log: $rabbitmq_dir/log" >&2
+	echo "rabbitmq: nothing listens on port $1 after 60 s; the end of its logs:" >&2
+	tail -n 15 "$rabbitmq_dir"/log/*.log >&2 2>/dev/null || true # the folder goes with the run
 	return 1
 }
 

@@ -66,7 +66,7 @@ stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 start_ledge() {
 	rm -rf "$work/ledge-data"
 	"$bin/ledge" -mqtt-addr 127.0.0.1:$MQTT_PORT -nats-addr 127.0.0.1:$NATS_PORT -amqp-addr "" \
-		-mqtt-ws-addr "" -mqtt-tls-addr "" -http-addr "$1" -data-dir "$work/ledge-data" -sync interval \
+		-mqtt-ws-addr "" -mqtt-tls-addr "" -stomp-addr "" -stomp-ws-addr "" -http-addr "$1" -data-dir "$work/ledge-data" -sync interval \
 		-log-level warn >"$work/ledge.log" 2>&1 &
 	ledge_pid=$!
 	pids+=("$ledge_pid")

@@ -41,9 +41,10 @@ func TestAPIShowsTheTrafficClientsMade(t *testing.T) {
 
 	// Connections of every protocol, with what each client sent.
 	var cl ConnList
-	waitFor(t, "three connections with their counts", func() bool {
+	waitFor(t, "four connections with their counts", func() bool {
 		r.getJSON(t, "/api/connections?subs=true", &cl)
-		return cl.Total == 3 && connOf(cl, "nats").InMsgs >= 10 && connOf(cl, "mqtt").InMsgs == 1 && connOf(cl, "amqp").InMsgs == 3
+		return cl.Total == 4 && connOf(cl, "nats").InMsgs >= 10 && connOf(cl, "mqtt").InMsgs == 1 && connOf(cl, "amqp").InMsgs == 3 &&
+			connOf(cl, "stomp").OutMsgs == 1
 	})
 	nc := connOf(cl, "nats")
 	if nc.Name != "golden-client" || nc.Lang != "go" || nc.Subscriptions < 2 || nc.InBytes == 0 || nc.OutBytes == 0 || nc.Start.IsZero() {
@@ -56,6 +57,11 @@ func TestAPIShowsTheTrafficClientsMade(t *testing.T) {
 	ac := connOf(cl, "amqp")
 	if ac.Name != "billing-worker" || ac.Channels != 1 || ac.OutMsgs != 1 || ac.User != "guest" {
 		t.Errorf("amqp connection %+v", ac)
+	}
+	sc := connOf(cl, "stomp")
+	if sc.ClientID != "stomp-worker" || sc.User != "guest" || sc.ProtocolVersion != "1.2" || sc.InMsgs != 2 || sc.Inflight != 1 ||
+		sc.Subscriptions != 1 || len(sc.Subjects) != 1 || sc.Subjects[0] != "/queue/stomp_jobs" || sc.InBytes == 0 || sc.Start.IsZero() {
+		t.Errorf("stomp connection %+v", sc)
 	}
 	r.getJSON(t, "/api/connections?protocol=mqtt", &cl)
 	if cl.Total != 1 || cl.Connections[0].Subjects != nil {
@@ -70,7 +76,7 @@ func TestAPIShowsTheTrafficClientsMade(t *testing.T) {
 	// Server totals per protocol.
 	var si ServerInfo
 	r.getJSON(t, "/api/server", &si)
-	if si.Connections != 3 || si.Name != "test-gw" || si.Version != "v0.0.0-test" || si.Health != "ok" || si.Role != "admin" {
+	if si.Connections != 4 || si.Name != "test-gw" || si.Version != "v0.0.0-test" || si.Health != "ok" || si.Role != "admin" {
 		t.Errorf("server: %+v", si)
 	}
 	for _, p := range si.Protocols {

@@ -148,7 +148,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		textOf(jobs+` td.ready`, "5"),
 		textOf(jobs+` td.unacked`, "2"),
 		textOf(`#health`, "ok"),
-		textOf(`#card-conns`, "3"),
+		textOf(`#card-conns`, "4"),
 	)
 	if err != nil {
 		t.Fatalf("the queue table with the test's counts: %v", err)

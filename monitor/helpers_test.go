@@ -12,17 +12,21 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/go-stomp/stomp/v3"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/ledgemq/ledge/amqpgw"
+	"github.com/ledgemq/ledge/auth"
+	"github.com/ledgemq/ledge/auth/authtest"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/log"
 	"github.com/ledgemq/ledge/mqttgw"
 	"github.com/ledgemq/ledge/natsgw"
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
+	"github.com/ledgemq/ledge/stompgw"
 )
 
 const testTimeout = 10 * time.Second
@@ -33,6 +37,7 @@ type rig struct {
 	b                            *broker.Broker
 	live                         *router.Router[broker.Receiver]
 	natsAddr, mqttAddr, amqpAddr string
+	stompAddr                    string
 	mon                          *Server
 	http                         *httptest.Server
 	src                          Sources
@@ -79,11 +84,19 @@ func newRig(t testing.TB, opts Options) *rig {
 	}
 	t.Cleanup(ag.Close)
 	r.amqpAddr = listen("amqp", ag.Handler(), ag.MaxInput()).Addr().String()
+	// STOMP requires a login, so that a refused one can be counted.
+	logins := auth.New(auth.Options{Logger: quietLogger(), Policy: authtest.Policy(t, "[user guest]\npassword = plain:guest\nroles = admin\n")})
+	t.Cleanup(logins.Close)
+	sg, err := stompgw.NewServer(stompgw.Options{Logger: quietLogger(), Auth: logins}, ag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.stompAddr = listen("stomp", sg.Handler(), sg.MaxInput()).Addr().String()
 
 	st := ng.Settings()
 	r.src.NATS = &NATSSettings{ServerID: st.ServerID, MaxPayload: st.MaxPayload, MaxControlLine: st.MaxControlLine,
 		PingInterval: st.PingInterval, MaxPingsOut: st.MaxPingsOut, AuthTimeout: st.AuthTimeout, Version: st.ProtocolVersion}
-	r.src.Protocols = []Protocol{NATS(ng), MQTT(mg), AMQP(ag)}
+	r.src.Protocols = []Protocol{NATS(ng), MQTT(mg), AMQP(ag), STOMP(sg)}
 	r.src.Broker, r.src.LogMetrics, r.src.Sync = b, metrics, "always"
 	r.src.Router = func() (int, int) { return r.live.Count(), r.live.CachedSubjects() }
 
@@ -162,12 +175,15 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // traffic is what the tests make the broker count: clients of every
 // protocol, a JetStream worker holding two of seven jobs, an AMQP worker
-// holding one of three, a retained MQTT message.
+// holding one of three, a STOMP worker holding one of two, a retained
+// MQTT message.
 type traffic struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	amqpConn *amqp.Connection
 	mqtt     paho.Client
+	stomp    *stomp.Conn
+	stompSub *stomp.Subscription
 }
 
 func (r *rig) makeTraffic(t testing.TB) *traffic {
@@ -271,8 +287,46 @@ func (r *rig) makeTraffic(t testing.TB) *traffic {
 	if tok := tr.mqtt.Publish("site/7/state", 1, true, "on"); !tok.WaitTimeout(testTimeout) || tok.Error() != nil {
 		t.Fatalf("mqtt publish: %v", tok.Error())
 	}
+
+	tr.stomp, err = stomp.Dial("tcp", r.stompAddr, stomp.ConnOpt.Host("/"), stomp.ConnOpt.Login("guest", "guest"),
+		stomp.ConnOpt.Header("client-id", "stomp-worker"), stomp.ConnOpt.Logger(quietStomp{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.stomp.MustDisconnect() })
+	for range 2 {
+		if err := tr.stomp.Send("/queue/stomp_jobs", "text/plain", []byte("job"), stomp.SendOpt.Receipt,
+			stomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatalf("stomp send: %v", err)
+		}
+	}
+	tr.stompSub, err = tr.stomp.Subscribe("/queue/stomp_jobs", stomp.AckClientIndividual, stomp.SubscribeOpt.Id("jobs"),
+		stomp.SubscribeOpt.Header("prefetch-count", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-tr.stompSub.C: // held, never acknowledged
+		if m.Err != nil {
+			t.Fatalf("stomp subscription: %v", m.Err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("no STOMP delivery")
+	}
 	return tr
 }
+
+// quietStomp keeps go-stomp's log out of the test output.
+type quietStomp struct{}
+
+func (quietStomp) Debugf(string, ...interface{})   {}
+func (quietStomp) Infof(string, ...interface{})    {}
+func (quietStomp) Warningf(string, ...interface{}) {}
+func (quietStomp) Errorf(string, ...interface{})   {}
+func (quietStomp) Debug(string)                    {}
+func (quietStomp) Info(string)                     {}
+func (quietStomp) Warning(string)                  {}
+func (quietStomp) Error(string)                    {}
 
 // findQueue returns the queue row of stream and consumer.
 func findQueue(t testing.TB, l QueueList, stream, consumer string) QueueRow {

@@ -91,7 +91,13 @@ func TestMetricsCountTheTraffic(t *testing.T) {
 		{"ledge_retained_messages", []string{"protocol", "mqtt"}, 1},
 		{"ledge_ready", nil, 1},
 		{"ledge_degraded", nil, 0},
-		{"ledge_queues_messages_unacknowledged", nil, 3},
+		{"ledge_queues_messages_unacknowledged", nil, 4},
+		{"ledge_connections", []string{"protocol", "stomp"}, 1},
+		{"ledge_messages_received_total", []string{"protocol", "stomp"}, 2},
+		{"ledge_messages_sent_total", []string{"protocol", "stomp"}, 1},
+		{"ledge_received_bytes_total", []string{"protocol", "stomp"}, 6},
+		{"ledge_queue_messages_ready", []string{"queue", "stomp_jobs", "protocol", "amqp"}, 1},
+		{"ledge_queue_messages_unacknowledged", []string{"queue", "stomp_jobs"}, 1},
 	}
 	for _, c := range checks {
 		if got := value(t, fams, c.name, c.labels...); got != c.want {
@@ -155,7 +161,7 @@ func TestMetricsSeriesAreBounded(t *testing.T) {
 			if !all && value(t, fams, "ledge_queue_messages_ready", "stream", "JOBS", "consumer", "workers") != 5 {
 				t.Errorf("the busiest queue is not among the series")
 			}
-			if c := fams["ledge_connection_messages_received_total"]; c == nil || len(c.Metric) != 3 {
+			if c := fams["ledge_connection_messages_received_total"]; c == nil || len(c.Metric) != 4 {
 				t.Errorf("per-connection series: %v", c)
 			}
 		})

@@ -38,7 +38,7 @@ func TestNATSMonitoringEndpoints(t *testing.T) {
 
 	var v server.Varz
 	r.getStrict(t, "/varz", &v)
-	if v.ID != r.src.NATS.ServerID || v.Version != "2.10.0" || v.Connections != 3 || v.InMsgs < 14 || v.OutMsgs == 0 ||
+	if v.ID != r.src.NATS.ServerID || v.Version != "2.10.0" || v.Connections != 4 || v.InMsgs < 14 || v.OutMsgs == 0 ||
 		v.MaxPayload != 1<<20 || v.HTTPPort != 8222 || v.Mem == 0 || v.Cores == 0 || v.Subscriptions < 3 || v.Start.IsZero() ||
 		v.JetStream.Config == nil || !v.JetStream.Config.SyncAlways || v.JetStream.Stats == nil || v.JetStream.Stats.Store == 0 {
 		t.Errorf("varz: %+v", v)

@@ -4,6 +4,7 @@ import (
 	"github.com/ledgemq/ledge/amqpgw"
 	"github.com/ledgemq/ledge/mqttgw"
 	"github.com/ledgemq/ledge/natsgw"
+	"github.com/ledgemq/ledge/stompgw"
 )
 
 // The gateways as the monitor reads them. A protocol is one function here
@@ -113,6 +114,43 @@ func AMQP(gw *amqpgw.Server) Protocol {
 			for _, q := range gw.QueueRefs() {
 				out = append(out, QueueRef{Name: q.Name, Stream: q.Stream, Consumer: q.Consumer, Consumers: q.Consumers,
 					Durable: q.Durable, Exclusive: q.Exclusive, AutoDelete: q.AutoDelete})
+			}
+			return out
+		},
+	}
+}
+
+// STOMP reads the STOMP gateway. Its queues are the AMQP gateway's, listed
+// there.
+func STOMP(gw *stompgw.Server) Protocol {
+	return Protocol{
+		Name: "stomp",
+		Totals: func() Totals {
+			s := gw.Stats()
+			return Totals{Connections: gw.ConnCount(), InMsgs: s.InMsgs.Load(), OutMsgs: s.OutMsgs.Load(),
+				InBytes: s.InBytes.Load(), OutBytes: s.OutBytes.Load(), AuthFailures: s.AuthFailures.Load(),
+				ProtocolErrors: s.ProtocolErrors.Load()}
+		},
+		Conns: func() []Conn {
+			var out []Conn
+			for _, c := range gw.Conns() {
+				mc := Conn{ID: c.ID, ClientID: c.ClientID, User: c.Login, ProtocolVersion: c.Version,
+					Subscriptions: len(c.Subscriptions), InMsgs: c.InMsgs, OutMsgs: c.OutMsgs,
+					KeepAlive: c.HeartBeatIn.Seconds(), WebSocket: c.WebSocket, Inflight: c.Unacked}
+				for _, s := range c.Subscriptions {
+					mc.Subjects = append(mc.Subjects, s.Destination)
+				}
+				mc.fromNet(c.Remote, c.Net, c.Pending)
+				out = append(out, mc)
+			}
+			return out
+		},
+		Close: func(id uint64) bool { return gw.CloseConn(id, errClosedByOperator) },
+		Subscriptions: func() []Subscription {
+			var out []Subscription
+			for _, s := range gw.Subscriptions() {
+				out = append(out, Subscription{ConnID: s.ConnID, Subject: s.Destination, Queue: s.Queue, SID: s.ID,
+					Delivered: s.Delivered})
 			}
 			return out
 		},

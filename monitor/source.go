@@ -48,7 +48,7 @@ type Authorizer func(r *http.Request) Role
 // must be safe for that; the optional ones may be nil.
 type Protocol struct {
 	// Name is the protocol's name in the API and in metrics labels:
-	// "nats", "mqtt", "amqp".
+	// "nats", "mqtt", "amqp", "stomp".
 	Name string
 	// Totals returns the gateway's counters.
 	Totals func() Totals
@@ -87,14 +87,15 @@ type Conn struct {
 	// ID is the connection's number within its protocol.
 	ID uint64 `json:"id"`
 	// Name is what the client calls itself (the NATS connection name,
-	// the AMQP connection_name); ClientID is an MQTT client identifier.
+	// the AMQP connection_name); ClientID is an MQTT client identifier
+	// or a STOMP CONNECT's client-id.
 	Name     string `json:"name,omitempty"`
 	ClientID string `json:"client_id,omitempty"`
 	Addr     string `json:"addr"`
 	User     string `json:"user,omitempty"`
 	// Lang and Version describe the client library (NATS lang and
 	// version, AMQP product and version); ProtocolVersion the protocol
-	// level (MQTT "3.1.1" or "5.0").
+	// level (MQTT "3.1.1" or "5.0", STOMP "1.0" to "1.2").
 	Lang            string `json:"lang,omitempty"`
 	Version         string `json:"version,omitempty"`
 	ProtocolVersion string `json:"protocol_version,omitempty"`

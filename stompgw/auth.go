@@ -76,6 +76,7 @@ func (s *session) authDone(c *lnet.Conn) {
 func (s *session) loggedIn(f *frame.Frame, cl *auth.Client, err error) error {
 	if err != nil {
 		// auth logs refusals, a flood of them within a budget.
+		s.loginRefused = true
 		return s.fail(f, "access refused", err.Error())
 	}
 	s.client = cl

@@ -74,4 +74,14 @@
 // connection notices. STOMP over WebSocket is the same session inside
 // WebSocket frames (subprotocols v10.stomp to v12.stomp), as RabbitMQ's
 // Web-STOMP serves it.
+//
+// # Monitoring
+//
+// stats.go holds what the HTTP port reads: the gateway's counters (SENDs
+// published, MESSAGE frames written, their bytes, refused logins,
+// connections closed with an ERROR) and each connected session with its
+// CONNECT (login, client-id, host, version, heart-beats) and its
+// subscriptions (destination, queue, ack mode, prefetch, delivered and
+// unacknowledged). A session counts SENDs on its loop and MESSAGE frames
+// under the lock their delivery holds; nothing is sampled.
 package stompgw

@@ -107,5 +107,6 @@ func (h handler) OnClose(c *lnet.Conn, err error) {
 	if errors.Is(err, lnet.ErrHandlerPanic) {
 		h.srv.opts.Logger.Error("stomp: session failed; connection closed", "session", s.id, "remote", c.RemoteAddr(), "err", err)
 	}
+	h.srv.conns.remove(s)
 	s.closedConn()
 }

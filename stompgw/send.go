@@ -169,6 +169,7 @@ func (s *session) publish(f *frame.Frame, d dest, commit *commitWait) error {
 		r, _ := f.Get("receipt")
 		return s.failAMQP(string(r), err)
 	}
+	s.countIn(len(f.Body))
 	s.throttle()
 	return nil
 }

@@ -83,6 +83,8 @@ type Server struct {
 	limits frame.Limits
 	idBase string
 	nextID atomic.Uint64
+	stats  Stats
+	conns  connRegistry
 }
 
 // NewServer returns a STOMP gateway on the AMQP gateway's exchanges and

@@ -34,6 +34,9 @@ type session struct {
 	clientID string
 	// stopped: after DISCONNECT or an ERROR, input is ignored.
 	stopped bool
+	// loginRefused: the ERROR is for CONNECT's credentials.
+	loginRefused bool
+	mon          connMon
 	// busy: work that may block (a queue declaration) runs off the loop;
 	// input waits until it is done, so frames keep their order.
 	busy bool
@@ -195,6 +198,7 @@ func (s *session) connect(f *frame.Frame) error {
 				return frame.AppendBody(b, []byte("Supported protocol versions are 1.0,1.1,1.2"))
 			})
 			s.stopped = true
+			s.countError()
 			return fmt.Errorf("%w: no common version in %q", ErrProtocol, list)
 		}
 	}
@@ -245,6 +249,13 @@ func (s *session) connect(f *frame.Frame) error {
 		return append(b, '\n', 0)
 	})
 	s.startHeartBeats()
+	host, _ := f.Get("host")
+	login, _ := f.Get("login")
+	if s.client != nil {
+		// Monitoring shows who logged in (a certificate has no login).
+		login = []byte(s.client.User())
+	}
+	s.accepted(login, host)
 	return nil
 }
 
@@ -307,6 +318,7 @@ func (s *session) fail(f *frame.Frame, message, detail string) error {
 func (s *session) failReceipt(receipt, message, detail string) error {
 	s.writeError(receipt, message, detail)
 	s.stopped = true
+	s.countError()
 	return fmt.Errorf("%w: %s: %s", ErrProtocol, message, detail)
 }
 

@@ -29,6 +29,10 @@ type subscription struct {
 	// durable:true deletes it (a durable topic subscription's).
 	queue   string
 	durable bool
+	// dest and prefetch are SUBSCRIBE's destination and prefetch-count,
+	// for monitoring.
+	dest     string
+	prefetch int
 	// fixedDest is the destination header of every MESSAGE when it is
 	// not where the message was sent (a temporary queue's).
 	fixedDest []byte
@@ -70,6 +74,7 @@ func (sub *subscription) Deliver(d *amqpgw.Delivery) bool {
 		return false
 	}
 	s.trimLocked()
+	s.countOutLocked(len(d.Body))
 	if sub.mode != ackAuto {
 		sub.pend.push(tag, d.Seq)
 	}
@@ -205,6 +210,7 @@ func (s *session) subscribe(f *frame.Frame) error {
 	durableSub := headerTrue(f, "durable") || headerTrue(f, "persistent")
 	copts := amqpgw.ConsumeOptions{Prefetch: prefetch, NoAck: mode == ackAuto, Owner: s.owner, Exclusive: headerTrue(f, "exclusive") && d.kind != destQueue}
 	sub := s.newSubscription(id, mode)
+	sub.dest, sub.prefetch = string(destB), prefetch
 	receipt := ""
 	if r, ok := f.Get("receipt"); ok {
 		receipt = string(r)

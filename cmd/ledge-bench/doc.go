@@ -2,8 +2,9 @@
 // many clients in one of eight scenarios and reports throughput, latency
 // percentiles and whether every message arrived once and in order. It
 // speaks NATS (nats.go), MQTT 3.1.1 and 5.0 (a lean client of its own on
-// ledge's codec, mqtt.go) and AMQP 0-9-1 (a lean client of its own,
-// amqp.go).
+// ledge's codec, mqtt.go), AMQP 0-9-1 (a lean client of its own, amqp.go)
+// and STOMP 1.0 to 1.2 (a lean client of its own on ledge's codec,
+// stomp.go).
 //
 //	ledge-bench -scenario pubsub -count 1000000
 //	ledge-bench -scenario fanin -clients 1000 -rate 0.2 -duration 1m -subject 'site.{n}.temp'
@@ -11,6 +12,7 @@
 //	ledge-bench -proto mqtt -scenario fanin -clients 10000 -rate 0.2 -duration 1m -subject 'site/{n}/temp' -qos 1
 //	ledge-bench -proto mqtt -scenario idle -clients 10000 -duration 1m -keepalive 30s
 //	ledge-bench -proto amqp -scenario queue -pubs 4 -subs 4 -exchange '' -subject jobs -durable -confirm
+//	ledge-bench -proto stomp -scenario queue -pubs 4 -subs 4 -subject /queue/jobs -durable -confirm -ack client-individual
 //
 // # Scenarios
 //
@@ -107,4 +109,26 @@
 // with a system call of its own and hands every delivery through
 // goroutines and channels, and measured against ledge it needed about
 // nine times the tool's CPU per message (BenchmarkAMQPClient).
+//
+// STOMP (-proto stomp, -url stomp://login:passcode@host:port/vhost) runs
+// every scenario but the stream ones, with RabbitMQ's destinations as
+// -subject: publishers SEND to it (/topic/bench.{n} by default,
+// /queue/ledge-bench for queue and reqrep), and receivers SUBSCRIBE to it,
+// or to the wildcard over all of them for /topic and /exchange
+// destinations (/topic/site.*.temp through amq.topic). Competing
+// consumers share a /queue/NAME; fanout needs a /topic or /exchange.
+// Subscriptions acknowledge with -ack auto, client (one cumulative ACK per
+// read) or client-individual (an ACK per message, the default), with a
+// prefetch-count of -prefetch; the ACK names the broker's own ack id (the
+// 1.2 ack header, message-id before). -durable sends persistent:true;
+// -confirm asks for a receipt per SEND with at most -inflight awaited,
+// the STOMP form of a publisher confirm. reqrep requests carry reply-to
+// /temp-queue/ledge-bench and a correlation-id, and the reply comes on the
+// subscription of that name. Idle connections keep up with heart-beats of
+// -keepalive both ways. The client is not go-stomp, which writes every
+// frame with a flush of its own, hands every MESSAGE through two
+// goroutines and channels, and waits for each receipt before the next
+// SEND; measured against ledge it needed about ten times the tool's CPU
+// per message (BenchmarkSTOMPClient). Its frames are decoded in place by
+// stompgw/frame, the gateway's own codec.
 package main

@@ -56,6 +56,8 @@ type config struct {
 	prefetch int
 	autoAck  bool
 	replyTo  string
+	// STOMP
+	ack string
 }
 
 // errUsage marks a bad command line: main prints it with a hint and
@@ -107,7 +109,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 		showVer bool
 		mqttVer string
 	)
-	fs.StringVar(&c.url, "url", "nats://127.0.0.1:4222", "broker `URL` (mqtt://127.0.0.1:1883 with -proto mqtt, amqp://guest:guest@127.0.0.1:5672/ with -proto amqp)")
+	fs.StringVar(&c.url, "url", "nats://127.0.0.1:4222", "broker `URL` (mqtt://127.0.0.1:1883 with -proto mqtt, amqp://guest:guest@127.0.0.1:5672/ with -proto amqp, stomp://guest:guest@127.0.0.1:61613 with -proto stomp)")
 	fs.StringVar(&c.proto, "proto", "nats", "protocol: "+protocolNames())
 	fs.StringVar(&scen, "scenario", "pubsub", "what to run: "+scenarioNames())
 	fs.IntVar(&clients, "clients", 0, "the scenario's many side: publishers, subscribers, workers, requesters or consumers (see the table above)")
@@ -117,7 +119,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.Int64Var(&count, "count", 0, "messages in all, split over the publishers (default 100000 unless -duration is given)")
 	fs.DurationVar(&c.duration, "duration", 0, "stop publishing after this long (with -count: whichever comes first)")
 	fs.Float64Var(&c.rate, "rate", 0, "target messages per second of each publisher, paced evenly (0: as fast as possible)")
-	fs.StringVar(&c.subject, "subject", "bench.{n}", "subject (an MQTT topic with -proto mqtt, default bench/{n}; an AMQP routing key with -proto amqp); {n} is replaced by the client's index from 0, e.g. site.{n}.temp or site/{n}/temp")
+	fs.StringVar(&c.subject, "subject", "bench.{n}", "subject (an MQTT topic with -proto mqtt, default bench/{n}; an AMQP routing key with -proto amqp; a destination with -proto stomp, default /topic/bench.{n}, /queue/ledge-bench for queue and reqrep); {n} is replaced by the client's index from 0, e.g. site.{n}.temp or site/{n}/temp")
 	fs.StringVar(&c.queue, "queue", "ledge-bench", "queue group of the queue and reqrep scenarios")
 	fs.DurationVar(&c.warmup, "warmup", 0, "publish this long before measuring; those messages are not counted")
 	fs.DurationVar(&c.grace, "grace", 2*time.Second, "how long receivers wait for missing messages after the last one arrived")
@@ -129,14 +131,15 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	fs.Uint64Var(&c.maxAhead, "max-ahead", 0, "publishers wait while more than this many deliveries are due and not yet received, so the broker is measured without a growing backlog (0: no limit)")
 	fs.IntVar(&c.qos, "qos", 0, "mqtt: QoS of publishes and subscriptions, 0, 1 or 2")
 	fs.StringVar(&mqttVer, "mqtt-version", "3.1.1", "mqtt: protocol version, 3.1.1 or 5")
-	fs.DurationVar(&c.keepAlive, "keepalive", 60*time.Second, "mqtt: keep alive of every connection; amqp: the heartbeat asked for (the broker's, when lower, wins); a quiet connection pings at half of it")
-	fs.IntVar(&c.inflight, "inflight", 100, "mqtt: QoS 1 and 2 publishes awaiting their acknowledgement per publisher (capped by a 5.0 broker's receive maximum); amqp with -confirm: publishes awaiting their confirm per publisher")
+	fs.DurationVar(&c.keepAlive, "keepalive", 60*time.Second, "mqtt: keep alive of every connection; amqp: the heartbeat asked for (the broker's, when lower, wins); stomp: the heart-beat offered and asked for both ways (the broker's, when higher, wins); a quiet connection pings at half of it")
+	fs.IntVar(&c.inflight, "inflight", 100, "mqtt: QoS 1 and 2 publishes awaiting their acknowledgement per publisher (capped by a 5.0 broker's receive maximum); amqp with -confirm: publishes awaiting their confirm per publisher; stomp with -confirm: SENDs awaiting their receipt per publisher")
 	fs.BoolVar(&c.persistent, "persistent", false, "mqtt: receivers keep a persistent session (clean session off), so the broker stores their QoS 1 and 2 messages as for an absent device; it is discarded at the end")
 	fs.StringVar(&c.exchange, "exchange", "amq.topic", "amqp: the exchange publishers publish to and queues are bound to with the receivers' filters: amq.topic, amq.direct (exact keys only), \"\" (the default exchange: each receiver consumes the queue named by its subject) or another name (a durable topic exchange, declared if missing)")
-	fs.BoolVar(&c.durable, "durable", false, "amqp: the shared queue (queue, reqrep) is durable and messages are persistent (delivery mode 2)")
-	fs.BoolVar(&c.confirm, "confirm", false, "amqp: publishers use publisher confirms, at most -inflight awaited each; the run counts a publish once confirmed")
-	fs.IntVar(&c.prefetch, "prefetch", 100, "amqp: basic.qos prefetch count of each consumer (0: no limit)")
+	fs.BoolVar(&c.durable, "durable", false, "amqp: the shared queue (queue, reqrep) is durable and messages are persistent (delivery mode 2); stomp: SENDs carry persistent:true (a /queue is durable in any case)")
+	fs.BoolVar(&c.confirm, "confirm", false, "amqp: publishers use publisher confirms; stomp: every SEND asks for a receipt; at most -inflight awaited per publisher")
+	fs.IntVar(&c.prefetch, "prefetch", 100, "amqp: basic.qos prefetch count of each consumer; stomp: the prefetch-count header of subscriptions with acks (0: no limit)")
 	fs.BoolVar(&c.autoAck, "auto-ack", false, "amqp: consumers in no-ack mode instead of acknowledging each message")
+	fs.StringVar(&c.ack, "ack", stompAckIndividual, "stomp: the ack mode of subscriptions: auto (none sent), client (one cumulative ACK per read) or client-individual (an ACK per message)")
 	fs.StringVar(&c.replyTo, "reply-to", "direct", "amqp reqrep: requesters take replies on direct (RabbitMQ's amq.rabbitmq.reply-to) or queue (an exclusive queue each)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of the human summary")
 	fs.StringVar(&c.plot, "plot", "", "write the latency distribution and the rate over time to this SVG `file`")
@@ -182,6 +185,10 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	}
 	if !set["subject"] {
 		c.subject = proto.DefaultSubject
+		if c.dialect == stompDialect && s.queue {
+			// Workers compete for the messages of one queue.
+			c.subject = "/queue/ledge-bench"
+		}
 	}
 	if err := checkURL(c.url, c.proto); err != nil {
 		return nil, err
@@ -280,6 +287,7 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 		"prefetch":      {"pubsub", "fanout", "fanin", "queue", "reqrep"},
 		"auto-ack":      {"pubsub", "fanout", "fanin", "queue", "reqrep"},
 		"reply-to":      {"reqrep"},
+		"ack":           {"pubsub", "fanout", "fanin", "queue", "reqrep"},
 	}
 	if c.proto != "mqtt" {
 		for _, name := range []string{"qos", "mqtt-version", "persistent"} {
@@ -290,21 +298,38 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	}
 	// AMQP's flags go by the dialect, so that the tests' amqp091-go
 	// client takes them too.
-	isAMQP := c.dialect == amqpDialect
-	if c.proto != "mqtt" && !isAMQP {
+	isAMQP, isSTOMP := c.dialect == amqpDialect, c.dialect == stompDialect
+	if c.proto != "mqtt" && !isAMQP && !isSTOMP {
 		for _, name := range []string{"keepalive", "inflight"} {
 			if set[name] {
-				return nil, usagef("-%s applies only to -proto mqtt and amqp", name)
+				return nil, usagef("-%s applies only to -proto mqtt, amqp and stomp", name)
+			}
+		}
+	}
+	if !isAMQP && !isSTOMP {
+		for _, name := range []string{"durable", "confirm", "prefetch"} {
+			if set[name] {
+				return nil, usagef("-%s applies only to -proto amqp and stomp", name)
 			}
 		}
 	}
 	if !isAMQP {
-		for _, name := range []string{"exchange", "durable", "confirm", "prefetch", "auto-ack", "reply-to"} {
+		for _, name := range []string{"exchange", "auto-ack", "reply-to"} {
 			if set[name] {
+				if isSTOMP && name == "auto-ack" {
+					return nil, usagef("-auto-ack applies only to -proto amqp; STOMP's is -ack auto")
+				}
 				return nil, usagef("-%s applies only to -proto amqp", name)
 			}
 		}
 	} else if err := checkAMQP(&c, s, set); err != nil {
+		return nil, err
+	}
+	if !isSTOMP {
+		if set["ack"] {
+			return nil, usagef("-ack applies only to -proto stomp")
+		}
+	} else if err := checkSTOMP(&c, s, set); err != nil {
 		return nil, err
 	}
 	if c.qos < 0 || c.qos > 2 {
@@ -412,6 +437,44 @@ func checkAMQP(c *config, s *scenario, set map[string]bool) error {
 		case set["queue"]:
 			return usagef("-queue: with the default exchange the queue is named by -subject")
 		}
+	}
+	return nil
+}
+
+// checkSTOMP refuses STOMP settings that cannot carry the scenario:
+// destinations that are not RabbitMQ's, subscribers of one /queue where
+// each should hear every message, and the durable stream scenarios, which
+// STOMP has no streams for.
+func checkSTOMP(c *config, s *scenario, set map[string]bool) error {
+	switch {
+	case s.kind == kindStorePub || s.kind == kindStoreCons:
+		return usagef("-scenario %s: STOMP has no streams; a durable publish is -durable -confirm (persistent:true with a receipt per SEND) on pub, pubsub, fanout, fanin or queue", s.name)
+	case c.ack != stompAckAuto && c.ack != stompAckClient && c.ack != stompAckIndividual:
+		return usagef("-ack %q: auto, client or client-individual", c.ack)
+	case c.prefetch < 0 || c.prefetch > 65535:
+		return usagef("-prefetch %d: between 0 and 65535", c.prefetch)
+	case set["queue"]:
+		return usagef("-queue: with -proto stomp the queue is named by the destination, -subject /queue/NAME")
+	}
+	queue := strings.HasPrefix(c.subject, "/queue/") || strings.HasPrefix(c.subject, "/amq/queue/")
+	exchange := strings.HasPrefix(c.subject, "/exchange/") && strings.Count(c.subject, "/") >= 3
+	if !queue && !exchange && !strings.HasPrefix(c.subject, "/topic/") {
+		return usagef("-subject %q: a STOMP destination to send to: /topic/KEY, /queue/NAME, /amq/queue/NAME or /exchange/NAME/KEY", c.subject)
+	}
+	for _, p := range []string{"/topic/", "/queue/", "/amq/queue/"} {
+		if c.subject == p {
+			return usagef("-subject %q names no %s", c.subject, strings.Trim(p, "/"))
+		}
+	}
+	literal := c.dialect.wildcard(c.subject) == c.subject
+	hasRecv := s.subs > 0 && !s.pairs
+	switch {
+	case s.queue && !queue:
+		return usagef("%s's workers compete for one queue's messages: give -subject /queue/NAME (not %q)", s.name, c.subject)
+	case s.name == "fanout" && queue:
+		return usagef("fanout needs a destination that copies each message to every subscriber: /topic/KEY or /exchange/NAME/KEY, not a queue, whose subscribers compete")
+	case queue && hasRecv && !literal:
+		return usagef("%s's receivers share the queue they subscribe to, so a queue destination has no {n}: %q", s.name, c.subject)
 	}
 	return nil
 }

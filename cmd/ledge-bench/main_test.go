@@ -60,9 +60,36 @@ func TestArguments(t *testing.T) {
 		}},
 		{"jspub with its flags", []string{"-scenario", "jspub", "-create-stream", "-stream", "TELEMETRY", "-max-pending", "64"}, "", nil},
 		{"unknown scenario", []string{"-scenario", "pubsubb"}, `-scenario "pubsubb": choose one of pub, pubsub`, nil},
-		{"protocol not built", []string{"-proto", "stomp"}, `-proto "stomp": this build speaks amqp`, nil},
+		{"protocol not built", []string{"-proto", "kafka"}, `-proto "kafka": this build speaks amqp`, nil},
 		{"url of another protocol", []string{"-url", "mqtt://localhost:1883"}, "is not a nats URL (use -proto mqtt)", nil},
-		{"unknown scheme", []string{"-url", "stomp://localhost:61613"}, "stomp is not a protocol this build speaks (amqp", nil},
+		{"unknown scheme", []string{"-url", "kafka://localhost:9092"}, "kafka is not a protocol this build speaks (amqp", nil},
+		{"stomp defaults", []string{"-proto", "stomp"}, "", func(t *testing.T, c *config) {
+			if c.url != "stomp://guest:guest@127.0.0.1:61613" || c.subject != "/topic/bench.{n}" || c.ack != "client-individual" || c.prefetch != 100 {
+				t.Errorf("url %q subject %q ack %q prefetch %d", c.url, c.subject, c.ack, c.prefetch)
+			}
+			if w := c.dialect.wildcard(c.subject); w != "/topic/bench.*" || !c.dialect.matches(w, "/topic/bench.7") || c.dialect.matches(w, "/topic/other.7") {
+				t.Errorf("wildcard %q", w)
+			}
+		}},
+		{"stomp work queue", []string{"-proto", "stomp", "-scenario", "queue", "-pubs", "4", "-subs", "4", "-durable", "-confirm", "-inflight", "256", "-ack", "client", "-prefetch", "10"}, "", func(t *testing.T, c *config) {
+			if c.subject != "/queue/ledge-bench" || !c.durable || !c.confirm || c.inflight != 256 || c.ack != "client" || c.prefetch != 10 {
+				t.Errorf("subject %q durable %v confirm %v inflight %d ack %q prefetch %d", c.subject, c.durable, c.confirm, c.inflight, c.ack, c.prefetch)
+			}
+		}},
+		{"stomp idle heart-beats", []string{"-proto", "stomp", "-scenario", "idle", "-clients", "10", "-keepalive", "5s"}, "", nil},
+		{"stomp bad ack mode", []string{"-proto", "stomp", "-ack", "never"}, "auto, client or client-individual", nil},
+		{"stomp ack with amqp", []string{"-proto", "amqp", "-ack", "auto"}, "-ack applies only to -proto stomp", nil},
+		{"stomp auto-ack", []string{"-proto", "stomp", "-auto-ack"}, "STOMP's is -ack auto", nil},
+		{"stomp exchange flag", []string{"-proto", "stomp", "-exchange", "x"}, "-exchange applies only to -proto amqp", nil},
+		{"stomp not a destination", []string{"-proto", "stomp", "-subject", "bench.{n}"}, "a STOMP destination", nil},
+		{"stomp temp queue", []string{"-proto", "stomp", "-subject", "/temp-queue/x"}, "a STOMP destination", nil},
+		{"stomp empty topic", []string{"-proto", "stomp", "-subject", "/topic/"}, "names no topic", nil},
+		{"stomp queue on a topic", []string{"-proto", "stomp", "-scenario", "queue", "-subject", "/topic/jobs"}, "give -subject /queue/NAME", nil},
+		{"stomp fanout on a queue", []string{"-proto", "stomp", "-scenario", "fanout", "-subject", "/queue/logs"}, "fanout needs a destination that copies", nil},
+		{"stomp fanin on queues", []string{"-proto", "stomp", "-scenario", "fanin", "-subject", "/queue/in.{n}"}, "a queue destination has no {n}", nil},
+		{"stomp queue flag", []string{"-proto", "stomp", "-scenario", "queue", "-queue", "q"}, "named by the destination", nil},
+		{"stomp has no streams", []string{"-proto", "stomp", "-scenario", "jspub"}, "STOMP has no streams", nil},
+		{"confirm with nats", []string{"-scenario", "pub", "-durable"}, "-durable applies only to -proto amqp and stomp", nil},
 		{"amqp defaults", []string{"-proto", "amqp"}, "", func(t *testing.T, c *config) {
 			if c.url != "amqp://guest:guest@127.0.0.1:5672/" || c.subject != "bench.{n}" || c.exchange != "amq.topic" || c.prefetch != 100 || c.replyTo != "direct" {
 				t.Errorf("url %q subject %q exchange %q prefetch %d reply-to %q", c.url, c.subject, c.exchange, c.prefetch, c.replyTo)
@@ -78,9 +105,9 @@ func TestArguments(t *testing.T) {
 				t.Errorf("wildcard %q", w)
 			}
 		}},
-		{"amqp flag with nats", []string{"-confirm"}, "-confirm applies only to -proto amqp", nil},
+		{"amqp flag with nats", []string{"-confirm"}, "-confirm applies only to -proto amqp and stomp", nil},
 		{"mqtt flag with amqp", []string{"-proto", "amqp", "-qos", "1"}, "-qos applies only to -proto mqtt", nil},
-		{"inflight with nats", []string{"-inflight", "5"}, "-inflight applies only to -proto mqtt and amqp", nil},
+		{"inflight with nats", []string{"-inflight", "5"}, "-inflight applies only to -proto mqtt, amqp and stomp", nil},
 		{"amqp direct exchange needs literal keys", []string{"-proto", "amqp", "-scenario", "fanin", "-exchange", "amq.direct"}, "routes by exact key", nil},
 		{"amqp default exchange cannot fan out", []string{"-proto", "amqp", "-scenario", "fanout", "-exchange", "", "-subject", "x"}, "fanout needs an exchange", nil},
 		{"amqp default exchange names the queue", []string{"-proto", "amqp", "-scenario", "queue", "-exchange", "", "-subject", "x", "-queue", "q"}, "queue is named by -subject", nil},

@@ -86,20 +86,22 @@ type DialOptions struct {
 	// room to publish, for a flush.
 	Timeout time.Duration
 
-	// The rest is read by the protocols that have it (MQTT, AMQP).
+	// The rest is read by the protocols that have it (MQTT, AMQP, STOMP).
 	QoS         int           // publish and subscribe at this QoS
 	MQTTVersion int           // 3 (3.1.1) or 5
-	KeepAlive   time.Duration // MQTT keep alive, AMQP heartbeat; idle connections ping at half of it
-	Window      int           // MQTT QoS 1 and 2 publishes unacknowledged at most; AMQP publishes unconfirmed
+	KeepAlive   time.Duration // MQTT keep alive, AMQP heartbeat, STOMP heart-beat; idle connections ping at half of it
+	Window      int           // MQTT QoS 1 and 2 publishes unacknowledged at most; AMQP publishes unconfirmed; STOMP receipts awaited
 	Persistent  bool          // keep a session across connections (clean session off)
 	ClientID    string        // empty: a generated one
 
 	Exchange      string // AMQP: publish to and bind queues to this exchange ("" the default exchange)
-	Durable       bool   // AMQP: shared queues durable, messages persistent (delivery mode 2)
-	Confirm       bool   // AMQP: publisher confirms, at most Window awaited
-	Prefetch      int    // AMQP: basic.qos prefetch count of consumers (0: unlimited)
+	Durable       bool   // AMQP: shared queues durable, messages persistent (delivery mode 2); STOMP: persistent:true
+	Confirm       bool   // AMQP: publisher confirms, at most Window awaited; STOMP: a receipt per SEND, as many awaited
+	Prefetch      int    // AMQP: basic.qos prefetch count of consumers; STOMP: prefetch-count (0: unlimited)
 	AutoAck       bool   // AMQP: consumers in no-ack mode
 	DirectReplyTo bool   // AMQP: requesters take replies on amq.rabbitmq.reply-to
+
+	Ack string // STOMP: the ack mode of subscriptions, auto, client or client-individual
 }
 
 // Connected is implemented by clients that can tell whether their
@@ -129,6 +131,8 @@ var protocols = map[string]Protocol{
 		DefaultURL: "mqtt://127.0.0.1:1883", DefaultSubject: "bench/{n}", Dialect: mqttDialect},
 	"amqp": {Name: "amqp", Dial: dialAMQP, Schemes: []string{"amqp"},
 		DefaultURL: "amqp://guest:guest@127.0.0.1:5672/", DefaultSubject: "bench.{n}", Dialect: amqpDialect},
+	"stomp": {Name: "stomp", Dial: dialSTOMP, Schemes: []string{"stomp"},
+		DefaultURL: "stomp://guest:guest@127.0.0.1:61613", DefaultSubject: "/topic/bench.{n}", Dialect: stompDialect},
 }
 
 // protocolNames lists protocols for error messages and the help text.

@@ -168,6 +168,7 @@ func (r *runner) dial(ctx context.Context, role string, n int) (Client, error) {
 		Prefetch:      cfg.prefetch,
 		AutoAck:       cfg.autoAck,
 		DirectReplyTo: cfg.replyTo == "direct",
+		Ack:           cfg.ack,
 	})
 }
 

@@ -16,15 +16,20 @@ const templateVar = "{n}"
 // dialect is how a protocol writes subjects and filters: the separator of
 // their tokens and the two wildcards, one token and the rest.
 type dialect struct {
+	name           string
 	sep, one, rest string
 }
 
 var (
-	natsDialect = dialect{sep: ".", one: "*", rest: ">"}
-	mqttDialect = dialect{sep: "/", one: "+", rest: "#"}
+	natsDialect = dialect{name: "nats", sep: ".", one: "*", rest: ">"}
+	mqttDialect = dialect{name: "mqtt", sep: "/", one: "+", rest: "#"}
 	// amqpDialect is AMQP's topic exchange: routing keys of dot-separated
 	// words, binding keys with * for one word and # for zero or more.
-	amqpDialect = dialect{sep: ".", one: "*", rest: "#"}
+	amqpDialect = dialect{name: "amqp", sep: ".", one: "*", rest: "#"}
+	// stompDialect is AMQP's, with the destination's prefix in the first
+	// token: /topic/site.{n}.temp is matched by /topic/site.*.temp
+	// through amq.topic.
+	stompDialect = dialect{name: "stomp", sep: ".", one: "*", rest: "#"}
 )
 
 // checkTemplate reports why t cannot name NATS subjects to publish on.

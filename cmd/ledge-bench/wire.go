@@ -1,7 +1,6 @@
 package main
 
-// The transport shared by the tool's lean clients (MQTT now, AMQP, and
-// STOMP the same way): a connection is a wireConn, its socket owned by a
+// The transport shared by the tool's lean clients (MQTT, AMQP and STOMP): a connection is a wireConn, its socket owned by a
 // transport (a few epoll loops on Linux, wire_linux.go; a reader and a
 // writer goroutine elsewhere, wire_other.go). Any goroutine queues bytes on
 // the connection's outbound buffer; the transport writes everything queued
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ledgemq/ledge/mqttgw/packet"
+	"github.com/ledgemq/ledge/stompgw/frame"
 )
 
 // wireKeepBuffer is the largest outbound buffer kept once drained; an
@@ -46,6 +46,7 @@ type scratch struct {
 	amqpFrame   amqpFrame
 	amqpMethod  amqpMethod
 	amqpContent amqpContent
+	stomp       frame.Frame
 }
 
 // wireConn is the state of a lean client's connection that its transport

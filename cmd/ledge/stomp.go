@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/ledgemq/ledge/amqpgw"
+	"github.com/ledgemq/ledge/monitor"
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/stompgw"
 )
@@ -26,8 +27,9 @@ func addSTOMPFlags(fs *flag.FlagSet, s *stompSettings) {
 func (s *stompSettings) enabled() bool { return s.addr != "" || s.wsAddr != "" || s.tlsAddr != "" }
 
 // listenSTOMP serves STOMP on the AMQP gateway's queues and exchanges: on
-// TCP, over WebSocket and, with a certificate, over TLS; the listeners are
-// shown on the HTTP port (mw), and the queues with AMQP's.
+// TCP, over WebSocket and, with a certificate, over TLS; the connections
+// and listeners are shown on the HTTP port (mw), and the queues with
+// AMQP's.
 func listenSTOMP(cfg *config, logger *slog.Logger, amqp *amqpgw.Server, netOpts lnet.Options, tlsConfig *tls.Config, addrs listening, mw *monitorWiring) ([]*lnet.Server, error) {
 	st := &cfg.stomp
 	gw, err := stompgw.NewServer(stompgw.Options{
@@ -39,6 +41,7 @@ func listenSTOMP(cfg *config, logger *slog.Logger, amqp *amqpgw.Server, netOpts 
 	if err != nil {
 		return nil, err
 	}
+	mw.add(monitor.STOMP(gw))
 	var servers []*lnet.Server
 	for _, l := range []struct {
 		name, addr string

@@ -9,9 +9,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +25,8 @@ import (
 	"github.com/go-stomp/stomp/v3"
 	"github.com/nats-io/nats.go"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/ledgemq/ledge/monitor"
 )
 
 func dialSTOMP(t *testing.T, addr string, opts ...func(*stomp.Conn) error) *stomp.Conn {
@@ -217,4 +222,63 @@ func writeTestCert(t *testing.T, dir string) (certFile, keyFile string, pool *x5
 	pool = x509.NewCertPool()
 	pool.AddCert(leaf)
 	return certFile, keyFile, pool
+}
+
+// The STOMP gateway is on the HTTP port: its connection with its counts
+// in "ledge ctl connections" and in /metrics.
+func TestSTOMPOnTheHTTPPort(t *testing.T) {
+	var logs syncBuffer
+	l, stop := startBrokerAll(t, filepath.Join(t.TempDir(), "data"), &logs)
+	t.Cleanup(func() { _ = stop() })
+	c := dialSTOMP(t, l["stomp"], stomp.ConnOpt.Header("client-id", "ctl-worker"))
+	for range 3 {
+		if err := c.Send("/queue/ctl_jobs", "text/plain", []byte("job"), stomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := c.Subscribe("/queue/ctl_jobs", stomp.AckClientIndividual, stomp.SubscribeOpt.Header("prefetch-count", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextSTOMP(t, sub)
+
+	var cl monitor.ConnList
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := ctl(t, l["http"], "connections", "-protocol", "stomp", "--json")
+		if err != nil {
+			t.Fatalf("ctl connections: %v\n%s", err, out)
+		}
+		cl = monitor.ConnList{}
+		if err := json.Unmarshal([]byte(out), &cl); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if cl.Total == 1 && cl.Connections[0].OutMsgs == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ctl connections -protocol stomp: %+v", cl)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sc := cl.Connections[0]
+	if sc.ClientID != "ctl-worker" || sc.ProtocolVersion != "1.2" || sc.InMsgs != 3 || sc.Inflight != 1 || sc.Subscriptions != 1 {
+		t.Errorf("the STOMP connection: %+v", sc)
+	}
+	out, err := ctl(t, l["http"], "subscriptions", "-protocol", "stomp")
+	if err != nil || !strings.Contains(out, "/queue/ctl_jobs") {
+		t.Errorf("ctl subscriptions -protocol stomp: %v\n%s", err, out)
+	}
+	resp, err := http.Get("http://" + l["http"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`ledge_connections{protocol="stomp"} 1`, `ledge_messages_received_total{protocol="stomp"} 3`,
+		`ledge_messages_sent_total{protocol="stomp"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
 }
