@@ -15,6 +15,8 @@ type adminReq struct {
 	args                                   []byte
 	passive, durable, autoDelete, internal bool
 	exclusive, ifUnused, ifEmpty, noWait   bool
+	// named: the server named the queue (queue.declare with "").
+	named bool
 }
 
 // admin serves exchange and queue methods off the loop (they create and
@@ -31,6 +33,17 @@ func (ch *channel) admin(m *Method) {
 	if r.queue == "" && (r.id == qBind || r.id == qUnbind || r.id == qPurge || r.id == qDelete) {
 		r.queue = ch.lastQueue
 	}
+	if r.id == qDeclare && r.queue == "" && !r.passive {
+		// Named here, so that the configure permission is asked of the
+		// name the queue will have, as RabbitMQ does.
+		r.queue, r.named = cn.srv.newName(), true
+	}
+	if e := cn.permitAdmin(&r); e != nil {
+		if err := ch.raise(e, r.id); err != nil {
+			cn.c.Close(err)
+		}
+		return
+	}
 	cn.async(func() func() {
 		reply, q, e := cn.srv.serveAdmin(cn, &r)
 		return func() {
@@ -42,6 +55,9 @@ func (ch *channel) admin(m *Method) {
 					cn.c.Close(err)
 				}
 				return
+			}
+			if r.id == qBind && r.exchange == liveExchange && cn.client != nil {
+				cn.topicBinds = append(cn.topicBinds, topicBind{queue: r.queue, key: r.key})
 			}
 			if q != nil && r.id == qDeclare {
 				ch.lastQueue = q.name
@@ -266,7 +282,7 @@ func (s *Server) declareQueue(cn *conn, r *adminReq) (func([]byte) []byte, *queu
 	if r.passive {
 		return nil, nil, chanErr(codeNotFound, "NOT_FOUND - no queue '"+name+"' in vhost '/'")
 	}
-	if strings.HasPrefix(name, "amq.") && r.queue != "" {
+	if strings.HasPrefix(name, "amq.") && r.queue != "" && !r.named {
 		return nil, nil, chanErr(codeAccessRefused, "ACCESS_REFUSED - queue name '"+name+"' contains reserved prefix 'amq.*'")
 	}
 	a, e := parseQueueArgs(r.args)

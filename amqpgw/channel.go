@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/log"
 	lnet "github.com/ledgemq/ledge/net"
@@ -54,6 +55,13 @@ type channel struct {
 
 	tx    bool
 	txOps []txOp
+
+	// The write permission of the last exchange published to, made under
+	// the connection's permGen.
+	permEx  string
+	permGen int
+	permOK  bool
+	permSet bool
 
 	// Guarded by conn.outMu.
 	lastTag uint64
@@ -370,6 +378,11 @@ func clone(b []byte) []byte { return append([]byte(nil), b...) }
 func (ch *channel) route(ex, key, rawProps, body []byte, mandatory bool) *amqpError {
 	cn := ch.conn
 	s := cn.srv
+	if cn.client != nil {
+		if e := ch.permitPublish(ex, len(body)); e != nil {
+			return e
+		}
+	}
 	cn.countIn(len(body))
 	if parseProps(rawProps, &ch.props) != nil {
 		return connErr(codeSyntaxError, "SYNTAX_ERROR - malformed content properties")
@@ -406,6 +419,14 @@ func (ch *channel) route(ex, key, rawProps, body []byte, mandatory bool) *amqpEr
 		case x.live:
 			ch.subjectBuf = ch.subjectBuf[:0]
 			subj, err := router.SubjectFromAMQPRoutingKey(string(key))
+			if err == nil && cn.client != nil {
+				ch.subjectBuf = append(ch.subjectBuf, subj...)
+				if e := ch.permitTopic(ch.subjectBuf, key); e != nil {
+					s.mu.RUnlock()
+					return e
+				}
+				ch.subjectBuf = ch.subjectBuf[:0]
+			}
 			if err == nil && s.live.Match(subj, &ch.liveRes) == nil {
 				for _, r := range ch.liveRes.Subs {
 					if qr, ok := r.(*queueReceiver); ok {
@@ -707,6 +728,11 @@ func (ch *channel) consume(m *Method) *amqpError {
 		name = ch.lastQueue
 	}
 	id := ch.id
+	if name != directReplyTo {
+		if e := cn.permit(auth.Queue, auth.Read, name); e != nil {
+			return e
+		}
+	}
 	if name == directReplyTo {
 		if !m.NoAck {
 			return chanErr(codePrecondition, "PRECONDITION_FAILED - reply consumer cannot acknowledge")
@@ -767,6 +793,9 @@ func (ch *channel) get(m *Method) *amqpError {
 	name := string(m.Queue)
 	if name == "" {
 		name = ch.lastQueue
+	}
+	if e := cn.permit(auth.Queue, auth.Read, name); e != nil {
+		return e
 	}
 	s.mu.RLock()
 	q := s.queues[name]

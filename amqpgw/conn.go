@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ledgemq/ledge/auth"
 	lnet "github.com/ledgemq/ledge/net"
 )
 
@@ -19,6 +20,7 @@ var (
 	ErrMissedHeartbeats  = errors.New("amqp: missed heartbeats")
 	errClientClosed      = errors.New("amqp: closed by the client")
 	errConnException     = errors.New("amqp: connection exception")
+	ErrRevoked           = errors.New("amqp: access revoked by a reload of the users")
 )
 
 // amqpError is an exception: a channel's (the channel closes) or the
@@ -61,6 +63,22 @@ type conn struct {
 	m    Method
 	obuf []byte
 
+	// Auth. client is nil without Options.Auth, which allows everything;
+	// while authWait the start-ok's credentials are being checked and
+	// the input waits; pending carries the answer to the loop; until
+	// throttleEnd input waits after a publish over the rate limit.
+	client      *auth.Client
+	authWait    bool
+	pending     auth.Pending
+	mech        string
+	throttleEnd time.Time
+	// topicBinds are the amq.topic bindings made on this connection, to
+	// check again when the rules change.
+	topicBinds []topicBind
+	// permGen changes with the client's rules, so that channels' cached
+	// decisions are made again.
+	permGen int
+
 	outMu  sync.Mutex
 	wbuf   []byte
 	closed bool
@@ -97,6 +115,8 @@ func (h handler) OnClose(c *lnet.Conn, err error) {
 	cn.outMu.Lock()
 	cn.closed = true
 	cn.outMu.Unlock()
+	cn.pending.Abandon()
+	cn.client.Close()
 	for _, ch := range cn.channels {
 		ch.release()
 	}
@@ -115,6 +135,9 @@ func (h handler) OnClose(c *lnet.Conn, err error) {
 
 func (h handler) OnData(c *lnet.Conn, in []byte) (int, error) {
 	cn := c.Context().(*conn)
+	if cn.authWait || cn.throttledNow() {
+		return 0, nil
+	}
 	if cn.busy {
 		c.PauseReading(time.Millisecond)
 		return 0, nil
@@ -138,7 +161,7 @@ func (h handler) OnData(c *lnet.Conn, in []byte) (int, error) {
 		cn.state = stateStartOk
 	}
 	var f Frame
-	for used < len(in) && !cn.busy {
+	for used < len(in) && !cn.busy && !cn.authWait && cn.throttleEnd.IsZero() {
 		n, err := decodeFrame(in[used:], cn.frameMax, &f)
 		if err == errIncomplete {
 			break
@@ -198,7 +221,13 @@ func (cn *conn) sendStart() {
 				return appendBoolField(b, "exchange_exchange_bindings", false)
 			})
 		})
-		b = appendLongstr(b, "PLAIN AMQPLAIN")
+		mechs := "PLAIN AMQPLAIN"
+		if st := cn.c.TLS(); st != nil && len(st.VerifiedChains) > 0 {
+			// A verified client certificate may be the login (SASL
+			// EXTERNAL, as RabbitMQ's rabbitmq_auth_mechanism_ssl).
+			mechs += " EXTERNAL"
+		}
+		b = appendLongstr(b, mechs)
 		b = appendLongstr(b, "en_US")
 		return finishFrame(b, at)
 	})
@@ -250,29 +279,39 @@ func (cn *conn) connMethod(m *Method) error {
 	}
 	switch m.ID {
 	case connStartOk:
-		if string(m.Mechanism) != "PLAIN" && string(m.Mechanism) != "AMQPLAIN" {
+		mech := string(m.Mechanism)
+		external := mech == "EXTERNAL" && cn.c.TLS() != nil
+		if mech != "PLAIN" && mech != "AMQPLAIN" && !external {
 			return cn.fail(connErr(codeAccessRefused, "ACCESS_REFUSED - unsupported mechanism"), m.ID)
 		}
-		user, pass := plainCredentials(m.Mechanism, m.Response)
-		if u := cn.srv.opts.Username; u != "" {
-			if user != u || pass != cn.srv.opts.Password {
-				cn.srv.stats.AuthFailures.Add(1)
-				return cn.fail(connErr(codeAccessRefused, "ACCESS_REFUSED - Login was refused using authentication mechanism "+string(m.Mechanism)), m.ID)
-			}
+		var user, pass string
+		if !external {
+			user, pass = plainCredentials(m.Mechanism, m.Response)
 		}
 		cn.mon.setClient(user, m.ClientProperties)
-		hb := uint16(0)
-		if cn.srv.opts.Heartbeat > 0 {
-			hb = uint16(cn.srv.opts.Heartbeat / time.Second)
+		if a := cn.srv.opts.Auth; a != nil {
+			req := &auth.Request{Protocol: auth.AMQP, Remote: cn.c.RemoteAddr(), TLS: cn.c.TLS()}
+			if !external {
+				req.Username, req.Password = user, []byte(pass)
+			}
+			cn.mech = mech
+			c := cn.c
+			cl, pending, err := a.Authenticate(req, func(cl *auth.Client, err error) {
+				if cn.pending.Put(cl, err) {
+					// If the connection is closing, OnClose abandons it.
+					_ = c.Do(cn.authDone)
+				}
+			})
+			if pending {
+				cn.authWait = true
+				c.PauseReading(cn.srv.opts.HandshakeTimeout + time.Second)
+				return nil
+			}
+			if err := cn.loggedIn(cl, err); err != nil {
+				return err
+			}
 		}
-		cn.write(func(b []byte) []byte {
-			b, at := appendMethodStart(b, 0, connTune)
-			b = binary.BigEndian.AppendUint16(b, uint16(cn.srv.opts.ChannelMax))
-			b = binary.BigEndian.AppendUint32(b, uint32(cn.srv.opts.FrameMax))
-			b = binary.BigEndian.AppendUint16(b, hb)
-			return finishFrame(b, at)
-		})
-		cn.state = stateTuneOk
+		cn.sendTune()
 	case connTuneOk:
 		cn.channelMax = cn.srv.opts.ChannelMax
 		if m.ChannelMax != 0 && int(m.ChannelMax) < cn.channelMax {
@@ -306,6 +345,74 @@ func (cn *conn) connMethod(m *Method) error {
 		return cn.fail(connErr(codeCommandInvalid, "COMMAND_INVALID - method not allowed on channel 0"), m.ID)
 	}
 	return nil
+}
+
+// sendTune answers a login that was let in.
+func (cn *conn) sendTune() {
+	hb := uint16(0)
+	if cn.srv.opts.Heartbeat > 0 {
+		hb = uint16(cn.srv.opts.Heartbeat / time.Second)
+	}
+	cn.write(func(b []byte) []byte {
+		b, at := appendMethodStart(b, 0, connTune)
+		b = binary.BigEndian.AppendUint16(b, uint16(cn.srv.opts.ChannelMax))
+		b = binary.BigEndian.AppendUint32(b, uint32(cn.srv.opts.FrameMax))
+		b = binary.BigEndian.AppendUint16(b, hb)
+		return finishFrame(b, at)
+	})
+	cn.state = stateTuneOk
+}
+
+// authDone takes a password check's answer on the connection's loop.
+func (cn *conn) authDone(c *lnet.Conn) {
+	cl, err, ok := cn.pending.Take()
+	if !ok {
+		return
+	}
+	cn.authWait = false
+	if err := cn.loggedIn(cl, err); err != nil {
+		c.Close(err)
+		return
+	}
+	cn.sendTune()
+	c.ResumeReading()
+}
+
+// loggedIn takes an authentication's result: a refusal is
+// connection.close 403 ACCESS_REFUSED, RabbitMQ's answer.
+func (cn *conn) loggedIn(cl *auth.Client, err error) error {
+	if err != nil {
+		// auth logs refusals, a flood of them within a budget.
+		cn.srv.stats.AuthFailures.Add(1)
+		return cn.fail(connErr(codeAccessRefused, "ACCESS_REFUSED - Login was refused using authentication mechanism "+cn.mech+". For details see the broker logfile."), connStartOk)
+	}
+	cn.client = cl
+	if m := cn.mon.client.Load(); m != nil && m.user != cl.User() {
+		// Monitoring shows who logged in (a certificate, a token).
+		who := *m
+		who.user = cl.User()
+		cn.mon.client.Store(&who)
+	}
+	c := cn.c
+	cl.OnChange(func(err error) {
+		_ = c.Do(func(*lnet.Conn) { cn.rulesChanged(err) })
+	})
+	return nil
+}
+
+// throttledNow reports whether the input waits out a throttle; a pause
+// that ended early is taken up again for what is left.
+func (cn *conn) throttledNow() bool {
+	if cn.throttleEnd.IsZero() {
+		return false
+	}
+	left := time.Until(cn.throttleEnd)
+	if left <= 0 {
+		cn.throttleEnd = time.Time{}
+		return false
+	}
+	cn.c.PauseReading(left)
+	return true
 }
 
 // plainCredentials reads PLAIN's "\0user\0password" (AMQPLAIN's table too).

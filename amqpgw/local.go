@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/log"
 	"github.com/ledgemq/ledge/router"
@@ -61,6 +62,21 @@ type Owner struct {
 
 // NewOwner returns an owner for one connection of another gateway.
 func (s *Server) NewOwner() *Owner { return &Owner{s: s, cn: &conn{srv: s}} }
+
+// SetClient gives the owner the client its connection logged in as: the
+// declarations, bindings and consumers made for it then need the same
+// resource permissions (and amq.topic the same subject rules) as an AMQP
+// connection's (permissions.go). Set it before the owner is used; nil is
+// no auth.
+func (o *Owner) SetClient(cl *auth.Client) { o.cn.client = cl }
+
+// client is the owner's client, nil without one.
+func (o *Owner) client() *auth.Client {
+	if o == nil {
+		return nil
+	}
+	return o.cn.client
+}
 
 func (o *Owner) conn() *conn {
 	if o == nil {
@@ -137,6 +153,16 @@ func (s *Server) admin(o *Owner, r *adminReq) (*queue, error) {
 		o.mu.Unlock()
 		if gone {
 			return nil, &Error{Code: codeResourceLocked, Text: "RESOURCE_LOCKED - owner released"}
+		}
+	}
+	if cn := o.conn(); cn != nil && cn.client != nil {
+		if r.id == qDeclare && r.queue == "" && !r.passive {
+			// Named here, so that the configure permission is asked of
+			// the name the queue will have.
+			r.queue, r.named = s.newName(), true
+		}
+		if e := cn.permitAdmin(r); e != nil {
+			return nil, localErr(e)
 		}
 	}
 	_, q, e := s.serveAdmin(o.conn(), r)
@@ -387,10 +413,67 @@ type Publisher struct {
 	props   []byte
 	subject []byte
 	liveHdr []log.Header
+
+	// cl is the publishing client (nil: no auth); the write permission
+	// of the last exchange is remembered.
+	cl      *auth.Client
+	permEx  string
+	permOK  bool
+	permSet bool
+	pause   time.Duration
 }
 
 // NewPublisher returns a publisher with its own scratch.
 func (s *Server) NewPublisher() *Publisher { return &Publisher{s: s} }
+
+// SetClient makes the publisher's messages need the client's write
+// permission on their exchange and, through amq.topic, its publish rules,
+// with its payload and rate limits, as an AMQP channel's do. For the
+// connection's loop, like Publish; nil is no auth.
+func (p *Publisher) SetClient(cl *auth.Client) {
+	p.cl = cl
+	p.permSet = false
+}
+
+// RulesChanged forgets the publisher's remembered permission, after the
+// client's rules changed.
+func (p *Publisher) RulesChanged() { p.permSet = false }
+
+// Pause returns how long the publisher's connection should stop reading to
+// keep to its client's rate, as Publish left it (zero when within it).
+func (p *Publisher) Pause() time.Duration { return p.pause }
+
+// permit checks a publish to exchange ex of size bytes.
+func (p *Publisher) permit(ex []byte, size int) error {
+	cl := p.cl
+	p.pause = 0
+	if !p.permSet || string(ex) != p.permEx {
+		p.permEx, p.permSet = string(ex), true
+		p.permOK = cl.MayAccess(auth.Exchange, auth.Write, p.permEx)
+	}
+	if !p.permOK {
+		return localErr(p.accessConn().accessErr(auth.Exchange, auth.Write, string(ex)))
+	}
+	if cl.Unrestricted() {
+		return nil
+	}
+	lim := cl.Limits()
+	if lim.MaxPayload > 0 && int64(size) > lim.MaxPayload {
+		p.s.denied.Add(1)
+		return &Error{Code: codePrecondition, Text: "PRECONDITION_FAILED - message size is larger than the user's max-payload"}
+	}
+	if cl.HasRateLimit() {
+		pause, err := cl.Rate(size)
+		if err != nil {
+			return &Error{Code: codeConnectionForced, Text: "CONNECTION_FORCED - publishing above the rate limit for too long"}
+		}
+		p.pause = pause
+	}
+	return nil
+}
+
+// accessConn is the connection that refusals are counted and named for.
+func (p *Publisher) accessConn() *conn { return &conn{srv: p.s, client: p.cl} }
 
 // Publish routes m as basic.publish routes a message to m.Exchange with
 // m.RoutingKey: into the queues bound there, and through amq.topic to the
@@ -403,6 +486,11 @@ func (s *Server) NewPublisher() *Publisher { return &Publisher{s: s} }
 // keep m.
 func (p *Publisher) Publish(m *Publishing, done func(broker.PubAck, error)) (bool, error) {
 	s := p.s
+	if p.cl != nil {
+		if err := p.permit(m.Exchange, len(m.Body)); err != nil {
+			return false, err
+		}
+	}
 	p.props = appendProperties(p.props[:0], &m.Properties)
 	ex, key := m.Exchange, m.RoutingKey
 	targets := p.targets[:0]
@@ -430,6 +518,16 @@ func (p *Publisher) Publish(m *Publishing, done func(broker.PubAck, error)) (boo
 		case x.live:
 			p.subject = p.subject[:0]
 			subj, err := router.SubjectFromAMQPRoutingKey(string(key))
+			if err == nil && p.cl != nil {
+				p.subject = append(p.subject, subj...)
+				if !p.cl.MayPublish(p.subject) {
+					s.mu.RUnlock()
+					s.denied.Add(1)
+					p.cl.Denied("publish", subj)
+					return false, &Error{Code: codeAccessRefused, Text: "ACCESS_REFUSED - write access to topic '" + string(key) + "' in exchange 'amq.topic' in vhost '/' refused for user '" + p.cl.User() + "'"}
+				}
+				p.subject = p.subject[:0]
+			}
 			if err == nil && s.live.Match(subj, &p.liveRes) == nil {
 				for _, r := range p.liveRes.Subs {
 					if qr, ok := r.(*queueReceiver); ok {
@@ -625,6 +723,10 @@ type Subscription struct {
 // It returns an *Error when the queue does not exist, is another's
 // exclusive queue or has an exclusive consumer. It does not block.
 func (s *Server) Consume(queue string, opts ConsumeOptions, sink Sink) (*Subscription, error) {
+	// Asked first, so that a refusal does not tell which queues exist.
+	if cl := opts.Owner.client(); cl != nil && !cl.MayAccess(auth.Queue, auth.Read, queue) {
+		return nil, localErr(opts.Owner.cn.accessErr(auth.Queue, auth.Read, queue))
+	}
 	s.mu.RLock()
 	q := s.queues[queue]
 	s.mu.RUnlock()

@@ -266,7 +266,7 @@ func TestMissedHeartbeatsClose(t *testing.T) {
 }
 
 func TestWrongCredentialsRefused(t *testing.T) {
-	g := startGateway(t, Options{Username: "u", Password: "p"}, "")
+	g := startGateway(t, Options{Auth: newAuth(t, "[user u]\npassword = plain:p\n")}, "")
 	_, err := amqp.Dial("amqp://u:bad@" + g.addr + "/")
 	var e *amqp.Error
 	if !errors.As(err, &e) || e.Code != codeAccessRefused {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/router"
 )
@@ -34,10 +35,14 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	// MaxMessageSize bounds a message body (16 MiB when zero).
 	MaxMessageSize int
-	// Username and Password, when Username is set, are required by PLAIN;
-	// otherwise any credentials are accepted (users come with auth/).
-	Username, Password string
-	Logger             *slog.Logger
+	// Auth lets clients in and says what each may do (package auth):
+	// PLAIN and AMQPLAIN credentials, or with EXTERNAL a TLS client
+	// certificate, are checked off the event loop; RabbitMQ's resource
+	// permissions (configure, write, read) apply to exchanges and queues,
+	// and the subject rules to what is published to and bound on
+	// amq.topic. nil lets every client do everything.
+	Auth   auth.Authenticator
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -84,11 +89,18 @@ type Server struct {
 	nextID atomic.Uint64
 	idBase string
 	closed atomic.Bool
+	// denied counts methods and publishes refused by the clients'
+	// permissions.
+	denied atomic.Int64
 
 	// For monitoring (stats.go).
 	stats Stats
 	conns connRegistry
 }
+
+// Denied returns how many methods and publishes the clients' permissions
+// refused.
+func (s *Server) Denied() int64 { return s.denied.Load() }
 
 // NewServer returns an AMQP gateway that keeps its queues and definitions
 // in b and bridges amq.topic to live, the router shared with the other

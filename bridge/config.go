@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/router"
 )
 
@@ -145,8 +146,9 @@ type Uplink struct {
 	Token          string
 	NKeyFile       string
 	CredsFile      string
-	// TLS: a CA file to trust, and a client certificate and key.
-	TLSCA, TLSCert, TLSKey string
+	// TLS names a CA file to trust, and a client certificate and key: the
+	// settings shape every TLS endpoint of ledge has (package auth).
+	TLS auth.TLSFiles
 
 	// Streams are local streams forwarded whole.
 	Streams []string
@@ -278,8 +280,8 @@ func (c *Config) Validate() error {
 		if creds > 1 {
 			errs = append(errs, fmt.Errorf("uplink %s: more than one kind of credentials", u.Name))
 		}
-		if (u.TLSCert == "") != (u.TLSKey == "") {
-			errs = append(errs, fmt.Errorf("uplink %s: TLS certificate and key go together", u.Name))
+		if err := u.TLS.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("uplink %s: %w", u.Name, err))
 		}
 		if (u.DownlinkStream == "") != (u.DownlinkDurable == "") {
 			errs = append(errs, fmt.Errorf("uplink %s: downlink stream and durable go together", u.Name))

@@ -23,7 +23,7 @@ func TestValidate(t *testing.T) {
 		{"bad pattern", func(c *Config) { c.Uplinks[0].Subjects = []string{"a..b"} }, "subject"},
 		{"prefix without dot", func(c *Config) { c.Uplinks[0].Prefix = "site42" }, "must end with '.'"},
 		{"two credentials", func(c *Config) { c.Uplinks[0].Token, c.Uplinks[0].CredsFile = "t", "f" }, "more than one kind"},
-		{"cert without key", func(c *Config) { c.Uplinks[0].TLSCert = "c" }, "go together"},
+		{"cert without key", func(c *Config) { c.Uplinks[0].TLS.Cert = "c" }, "go together"},
 		{"durable without stream", func(c *Config) { c.Uplinks[0].DownlinkDurable = "d" }, "downlink stream and durable"},
 		{"durable in core mode", func(c *Config) {
 			u := &c.Uplinks[0]

@@ -148,11 +148,11 @@ func (u *uplink) connect(s *session) (*nats.Conn, error) {
 		}
 		opts = append(opts, o)
 	}
-	if u.cfg.TLSCA != "" {
-		opts = append(opts, nats.RootCAs(u.cfg.TLSCA))
+	if t := u.cfg.TLS; t.CA != "" {
+		opts = append(opts, nats.RootCAs(t.CA))
 	}
-	if u.cfg.TLSCert != "" {
-		opts = append(opts, nats.ClientCert(u.cfg.TLSCert, u.cfg.TLSKey))
+	if t := u.cfg.TLS; t.Cert != "" {
+		opts = append(opts, nats.ClientCert(t.Cert, t.Key))
 	}
 	nc, err := nats.Connect(strings.Join(u.cfg.URLs, ","), opts...)
 	if errors.Is(err, nats.ErrNoServers) {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/ledgemq/ledge/auth"
 )
 
 // writeCert makes a key pair signed by parent (self-signed when parent is
@@ -73,8 +75,7 @@ func TestTLSWithClientCertAndToken(t *testing.T) {
 	u := quickUplink("cloud", "tls://"+up.url()[len("nats://"):])
 	u.Subjects = []string{"sec.>"}
 	u.Token = "s3cret"
-	u.TLSCA = filepath.Join(dir, "ca.pem")
-	u.TLSCert, u.TLSKey = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+	u.TLS = auth.TLSFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "client.pem"), Key: filepath.Join(dir, "client-key.pem")}
 	e.startBridge(u)
 	waitFor(t, 10*time.Second, "uplink up over TLS", func() bool { return e.status("cloud").State == "up" })
 	if s := e.status("cloud"); s.Mode != "jetstream" {
@@ -84,7 +85,7 @@ func TestTLSWithClientCertAndToken(t *testing.T) {
 	bad := quickUplink("nocert", "tls://"+up.url()[len("nats://"):])
 	bad.Subjects = []string{"nocert.>"}
 	bad.Token = "s3cret"
-	bad.TLSCA = filepath.Join(dir, "ca.pem")
+	bad.TLS.CA = filepath.Join(dir, "ca.pem")
 	e2 := openEdge(t, t.TempDir(), false)
 	e2.startBridge(bad)
 	waitFor(t, 10*time.Second, "refused without a client certificate", func() bool {

@@ -153,6 +153,10 @@ type StreamConfig struct {
 	DenyPurge  bool
 	// Created is when the stream was first made; set by the broker.
 	Created time.Time
+	// Owner names the user that created the stream, whose disk quota its
+	// MaxBytes counts against (package auth); empty for streams made
+	// without users. Kept as it was by an update.
+	Owner string `json:",omitempty"`
 }
 
 // validStreamName reports whether name can name a stream (and a folder).

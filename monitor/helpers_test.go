@@ -18,6 +18,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/ledgemq/ledge/amqpgw"
+	"github.com/ledgemq/ledge/auth"
+	"github.com/ledgemq/ledge/auth/authtest"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/log"
 	"github.com/ledgemq/ledge/mqttgw"
@@ -83,7 +85,9 @@ func newRig(t testing.TB, opts Options) *rig {
 	t.Cleanup(ag.Close)
 	r.amqpAddr = listen("amqp", ag.Handler(), ag.MaxInput()).Addr().String()
 	// STOMP requires a login, so that a refused one can be counted.
-	sg, err := stompgw.NewServer(stompgw.Options{Logger: quietLogger(), Username: "guest", Password: "guest"}, ag)
+	logins := auth.New(auth.Options{Logger: quietLogger(), Policy: authtest.Policy(t, "[user guest]\npassword = plain:guest\nroles = admin\n")})
+	t.Cleanup(logins.Close)
+	sg, err := stompgw.NewServer(stompgw.Options{Logger: quietLogger(), Auth: logins}, ag)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,6 +68,17 @@ func (h handler) OnOpen(c *lnet.Conn) {
 		conn = wsConn{c}
 	}
 	st := &connState{ss: h.srv.Open(conn, ip), ws: h.ws}
+	st.ss.lc = c
+	st.ss.resume = func(c *lnet.Conn) {
+		// After a password check: the held input goes on, and over
+		// WebSocket the MQTT bytes already taken out of frames too.
+		c.ResumeReading()
+		if st.ws && len(st.pending) > 0 && !st.ss.authWait {
+			if err := st.feedPending(c, h.srv.opts.MaxPacketSize); err != nil {
+				c.Close(err)
+			}
+		}
+	}
 	c.SetContext(st)
 	// A connection that does not complete its CONNECT in time is closed:
 	// half-open connections must not pile up.
@@ -120,19 +131,25 @@ func (h handler) OnData(c *lnet.Conn, in []byte) (int, error) {
 		}
 	}
 	if len(st.pending) > 0 {
-		n, err := st.feed(c, st.pending)
-		st.pending = append(st.pending[:0], st.pending[n:]...)
-		if len(st.pending) > h.srv.opts.MaxPacketSize {
-			return used, errors.New("mqtt: packet over the size limit across frames")
-		}
-		if len(st.pending) == 0 {
-			st.pending = nil // an idle connection holds no buffer
-		}
-		if err != nil {
+		if err := st.feedPending(c, h.srv.opts.MaxPacketSize); err != nil {
 			return used, err
 		}
 	}
 	return used, nil
+}
+
+// feedPending hands the MQTT bytes taken out of WebSocket frames to the
+// session.
+func (st *connState) feedPending(c *lnet.Conn, maxPacket int) error {
+	n, err := st.feed(c, st.pending)
+	st.pending = append(st.pending[:0], st.pending[n:]...)
+	if len(st.pending) > maxPacket+maxPacket/2 {
+		return errors.New("mqtt: packet over the size limit across frames")
+	}
+	if len(st.pending) == 0 {
+		st.pending = nil // an idle connection holds no buffer
+	}
+	return err
 }
 
 // feed hands MQTT bytes to the session and starts the keep-alive timer

@@ -343,10 +343,18 @@ func (ss *Session) deliverStored(d *broker.Delivery) bool {
 	}
 	var subQoS packet.QoS
 	var sub *subscription
+	check := false
 	for _, s := range ss.outSubs {
 		if s.stored && s.compiled.Matches(subject) && s.qos >= subQoS {
 			subQoS, sub = s.qos, s
+			check = check || s.check.Load()
 		}
+	}
+	if sub != nil && check && !ss.client.MayReceive(d.Subject[len(msgsPrefix):]) {
+		// Stored for a filter wider than the rules (or before a reload
+		// narrowed them): withheld, and done with.
+		ss.srv.stats.Denied.Add(1)
+		sub = nil
 	}
 	if sub == nil {
 		// Unsubscribed since it was stored: done with it.

@@ -82,6 +82,16 @@ func (ss *Session) publish(p *packet.Publish) error {
 			}
 		}
 	}
+	subject, err := router.AppendSubjectFromMQTTTopic(ss.subject[:0], string(topic))
+	if err != nil {
+		return violation(packet.TopicNameInvalid, "topic %q: %v", topic, err)
+	}
+	if ss.guarded {
+		if ok, err := ss.permitPublish(p, topic, subject); !ok || err != nil {
+			ss.subject = subject
+			return err
+		}
+	}
 	if p.QoS > 0 {
 		if v5 && int(ss.inflight.Load()) >= int(srv.opts.ReceiveMaximum) {
 			return violation(packet.ReceiveMaximumExceeded, "more than %d unacknowledged publishes", srv.opts.ReceiveMaximum)
@@ -100,10 +110,6 @@ func (ss *Session) publish(p *packet.Publish) error {
 			ss.saveSession()
 		}
 		ss.inflight.Add(1)
-	}
-	subject, err := router.AppendSubjectFromMQTTTopic(ss.subject[:0], string(topic))
-	if err != nil {
-		return violation(packet.TopicNameInvalid, "topic %q: %v", topic, err)
 	}
 	ss.subject = subject
 	srv.stats.InMsgs.Add(1)
@@ -152,6 +158,64 @@ func (ss *Session) publish(p *packet.Publish) error {
 	}
 	ack.done(nil)
 	return nil
+}
+
+// permitPublish applies the client's limits and rules to a publish. A
+// publish over the rate limit goes on but stops the reading for the
+// throttle's pause; one kept over it too long ends the connection (5.0:
+// DISCONNECT 0x96). A denied publish changes nothing: 5.0 answers a QoS 1
+// or 2 one with reason 0x87 (0x95 over the user's max-payload); 3.1.1 has
+// no such answer, so it is acknowledged as if taken, and dropped; both
+// are counted and logged.
+func (ss *Session) permitPublish(p *packet.Publish, topic, subject []byte) (bool, error) {
+	cl := ss.client
+	reason := packet.NotAuthorized
+	ok := true
+	if max := ss.maxPayload; max > 0 && int64(len(p.Payload)) > max {
+		reason, ok = packet.PacketTooLarge, false
+	} else {
+		if ss.rated {
+			pause, err := cl.Rate(len(p.Payload))
+			if err != nil {
+				ss.srv.opts.Logger.Warn("mqtt: client disconnected for its publishing rate", "client", ss.clientID, "user", cl.User())
+				return false, violation(packet.MessageRateTooHigh, "publishing above the rate limit for too long")
+			}
+			if pause > 0 && ss.lc != nil {
+				ss.lc.PauseReading(pause)
+				ss.throttleEnd = time.Now().Add(pause)
+			}
+		}
+		ok = ss.mayPublish(subject)
+	}
+	if ok {
+		return true, nil
+	}
+	ss.srv.stats.Denied.Add(1)
+	cl.Denied("publish", string(topic))
+	v5 := ss.level == packet.Level5
+	switch p.QoS {
+	case packet.QoS1:
+		if !v5 {
+			reason = packet.Success
+		}
+		ss.sendAck(packet.TypePuback, p.PacketID, reason)
+	case packet.QoS2:
+		if v5 {
+			// A PUBREC with an error ends the exchange (no PUBREL).
+			ss.sendAck(packet.TypePubrec, p.PacketID, reason)
+			break
+		}
+		// 3.1.1 goes on with PUBREL, which must find the exchange.
+		if ss.awaitRel == nil {
+			ss.awaitRel = make(map[uint16]struct{})
+		}
+		if _, dup := ss.awaitRel[p.PacketID]; !dup {
+			ss.awaitRel[p.PacketID] = struct{}{}
+			ss.inflight.Add(1)
+		}
+		ss.sendAck(packet.TypePubrec, p.PacketID, packet.Success)
+	}
+	return false, nil
 }
 
 // pendingAck sends a publish's PUBACK or PUBREC once every store that

@@ -168,7 +168,7 @@ func TestMalformedInputClosesOnlyThatConnection(t *testing.T) {
 }
 
 func TestConnectRefusals(t *testing.T) {
-	g := startGateway(t, false, Options{Username: "dev", Password: "secret"}, "")
+	g := startGateway(t, false, Options{Auth: newAuth(t, "[user dev]\npassword = plain:secret\n")}, "")
 	tests := []struct {
 		name string
 		c    packet.Connect
@@ -178,6 +178,9 @@ func TestConnectRefusals(t *testing.T) {
 		{"bad password 3.1.1", packet.Connect{Level: packet.Level311, CleanStart: true, ClientID: []byte("a"), UsernameFlag: true, Username: []byte("dev"), PasswordFlag: true, Password: []byte("nope")}, packet.RefusedBadUserNameOrPassword, 0},
 		{"empty id, persistent 3.1.1", packet.Connect{Level: packet.Level311, ClientID: nil, UsernameFlag: true, Username: []byte("dev"), PasswordFlag: true, Password: []byte("secret")}, packet.RefusedIdentifierRejected, 0},
 		{"bad password 5.0", packet.Connect{Level: packet.Level5, CleanStart: true, ClientID: []byte("a"), UsernameFlag: true, Username: []byte("dev"), PasswordFlag: true, Password: []byte("nope")}, 0, packet.BadUserNameOrPassword},
+		{"unknown user 3.1.1", packet.Connect{Level: packet.Level311, CleanStart: true, ClientID: []byte("a"), UsernameFlag: true, Username: []byte("who"), PasswordFlag: true, Password: []byte("secret")}, packet.RefusedBadUserNameOrPassword, 0},
+		{"anonymous 3.1.1", packet.Connect{Level: packet.Level311, CleanStart: true, ClientID: []byte("a")}, packet.RefusedNotAuthorized, 0},
+		{"anonymous 5.0", packet.Connect{Level: packet.Level5, CleanStart: true, ClientID: []byte("a")}, 0, packet.NotAuthorized},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

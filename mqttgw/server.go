@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/router"
 )
@@ -43,10 +44,13 @@ type Options struct {
 	// SysInterval is how often the $SYS/broker topics are published
 	// (10 s when zero; negative: never).
 	SysInterval time.Duration
-	// Username and Password, when Username is set, are required in
-	// CONNECT. (Users and permissions come with package auth.)
-	Username, Password string
-	Logger             *slog.Logger
+	// Auth lets clients in and says what each may do (package auth): the
+	// CONNECT's user name and password (or a TLS client certificate) are
+	// checked off the event loop, and publishes, subscriptions, wills and
+	// deliveries follow the client's rules, %c in them being the client
+	// id. nil lets every client do everything.
+	Auth   auth.Authenticator
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -88,6 +92,10 @@ type Stats struct {
 	ProtocolErrors atomic.Int64
 	AuthFailures   atomic.Int64
 	Takeovers      atomic.Int64
+	// Denied counts publishes refused (a 3.1.1 QoS 1 or 2 one is
+	// acknowledged and dropped, the spec leaving no other answer),
+	// subscriptions refused and deliveries withheld by the rules.
+	Denied atomic.Int64
 }
 
 // Server is the MQTT gateway: the state its sessions share. It is safe for

@@ -1,6 +1,7 @@
 package mqttgw
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -8,9 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/log"
 	"github.com/ledgemq/ledge/mqttgw/packet"
+	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
 )
 
@@ -30,6 +33,10 @@ var (
 	ErrConnectTimeout = errors.New("mqtt: no CONNECT in time")
 	ErrTakenOver      = errors.New("mqtt: session taken over by a new connection")
 	ErrDisconnect     = errors.New("mqtt: client disconnected")
+	ErrRevoked        = errors.New("mqtt: access revoked by a reload of the users")
+	// errWaitAuth leaves a CONNECT unconsumed while its password is
+	// checked off the loop; it is decoded again once the check is done.
+	errWaitAuth = errors.New("mqtt: waiting for the password check")
 )
 
 // packets are shared by the sessions: a Packet is only needed during one
@@ -99,7 +106,37 @@ type Session struct {
 	// router.
 	storedRes router.Result[*subscription]
 
+	// Auth. client is nil without Options.Auth, which allows everything;
+	// lc is the transport's connection, which the password check answers
+	// on; while authWait the CONNECT and what follows wait unconsumed;
+	// resume lets them through again (the handler's, WebSocket aware).
+	client       *auth.Client
+	lc           *lnet.Conn
+	resume       func(*lnet.Conn)
+	authWait     bool
+	connectLevel packet.Level
+	pending      auth.Pending
+	assignedID   string
+	// guarded: the client has rules or limits, so publishes are checked;
+	// until throttleEnd (after a publish over the rate) input waits.
+	guarded     bool
+	throttleEnd time.Time
+	maxPayload  int64
+	maxSubs     int
+	// rated: the client has a rate limit. pub is the last subject
+	// published and its lasting answer, kept until the rules change: a
+	// device publishes to one topic again and again.
+	rated bool
+	pub   pubMemo
+
 	mon sessionStats // for monitoring (stats.go)
+}
+
+// pubMemo remembers one subject's publish decision inside the session.
+type pubMemo struct {
+	n    int8 // length of subj; -1: nothing remembered (or too long)
+	ok   bool
+	subj [62]byte
 }
 
 // Open starts a session on a new connection.
@@ -108,6 +145,7 @@ func (s *Server) Open(c Conn, remote string) *Session {
 		srv:    s,
 		conn:   c,
 		remote: remote,
+		pub:    pubMemo{n: -1},
 		dec:    packet.Decoder{MaxPacketSize: s.opts.MaxPacketSize},
 	}
 }
@@ -120,6 +158,9 @@ func (ss *Session) ClientID() string { return ss.clientID }
 // packets the session queued (a CONNACK or DISCONNECT with the reason).
 func (ss *Session) Feed(in []byte) (int, error) {
 	ss.active = true
+	if ss.authWait || ss.throttledNow() {
+		return 0, nil
+	}
 	p := packets.Get().(*packet.Packet)
 	defer packets.Put(p)
 	used := 0
@@ -133,10 +174,19 @@ func (ss *Session) Feed(in []byte) (int, error) {
 		}
 		used += n
 		if err := ss.handle(p); err != nil {
+			if err == errWaitAuth {
+				// The CONNECT is decoded again once its check is done,
+				// which the decoder must take for a first one.
+				ss.connectLevel, ss.dec.Level = ss.dec.Level, 0
+				return used - n, nil
+			}
 			return used, ss.refuse(err)
 		}
 		if ss.disconnect {
 			return used, ErrDisconnect
+		}
+		if !ss.throttleEnd.IsZero() {
+			return used, nil
 		}
 	}
 	return used, nil
@@ -234,11 +284,6 @@ func (ss *Session) connect(c *packet.Connect) error {
 		ss.level = packet.Level311
 	}
 	v5 := ss.level == packet.Level5
-	if opts.Username != "" && (string(c.Username) != opts.Username || string(c.Password) != opts.Password) {
-		srv.stats.AuthFailures.Add(1)
-		srv.opts.Logger.Info("mqtt: bad credentials", "remote", ss.remote, "user", string(c.Username))
-		return &packet.Error{Packet: packet.TypeConnect, Reason: packet.BadUserNameOrPassword, ReturnCode: packet.RefusedBadUserNameOrPassword, Msg: "bad user name or password"}
-	}
 	if c.Properties.Present.Has(packet.PropAuthenticationMethod) {
 		return &packet.Error{Packet: packet.TypeConnect, Reason: packet.BadAuthenticationMethod, Msg: "enhanced authentication is not offered"}
 	}
@@ -251,8 +296,18 @@ func (ss *Session) connect(c *packet.Connect) error {
 		if !v5 && !c.CleanStart {
 			return &packet.Error{Packet: packet.TypeConnect, Reason: packet.ClientIdentifierNotValid, ReturnCode: packet.RefusedIdentifierRejected, Msg: "empty client id needs a clean session"}
 		}
-		id = srv.idBase + strconv.FormatUint(srv.nextID.Add(1), 10)
+		if ss.assignedID == "" {
+			// Kept for the second decoding of a CONNECT whose password
+			// was checked off the loop.
+			ss.assignedID = srv.idBase + strconv.FormatUint(srv.nextID.Add(1), 10)
+		}
+		id = ss.assignedID
 		assigned = true
+	}
+	if opts.Auth != nil && ss.client == nil {
+		if err := ss.authenticate(c, id); err != nil {
+			return err
+		}
 	}
 	ss.clientID = id
 	if v5 {
@@ -285,9 +340,20 @@ func (ss *Session) connect(c *packet.Connect) error {
 	ss.outMu.Unlock()
 	if c.WillFlag {
 		ss.will = ss.newWill(c)
+		if ss.will != nil && !ss.client.MayPublish(ss.will.msg.Subject) {
+			// mosquitto refuses such a CONNECT too: the device learns
+			// its will could never be sent.
+			srv.stats.Denied.Add(1)
+			ss.client.Denied("will", string(c.WillTopic))
+			return &packet.Error{Packet: packet.TypeConnect, Reason: packet.NotAuthorized, ReturnCode: packet.RefusedNotAuthorized, Msg: "the will's topic is not allowed"}
+		}
 	}
 
 	ss.mon.user, ss.mon.persistent = string(c.Username), ss.persistent()
+	if ss.client != nil {
+		// Monitoring shows who logged in (a certificate, a token).
+		ss.mon.user = ss.client.User()
+	}
 	present, rec := srv.attach(ss)
 	ss.connected = true
 	srv.stats.Connections.Add(1)
@@ -303,6 +369,13 @@ func (ss *Session) connect(c *packet.Connect) error {
 			ss.setInflightLocked(pid, qosReleasingStored)
 		}
 		ss.outMu.Unlock()
+	}
+	if ss.client != nil {
+		// Subscriptions taken over or resumed were made under someone's
+		// rules, maybe another user's: they must pass this client's.
+		if ss.recheckSubs() {
+			ss.subsChanged()
+		}
 	}
 	ss.subsChangedQuiet()
 	if ss.persistent() {
@@ -354,6 +427,171 @@ func (ss *Session) connect(c *packet.Connect) error {
 	}
 	ss.attachConsumer(present)
 	return nil
+}
+
+// throttledNow reports whether the input must wait out a throttle: the
+// transport offers the rest of a read at once, and again when the pause
+// ends; a pause that ended early is taken up again for what is left.
+func (ss *Session) throttledNow() bool {
+	if ss.throttleEnd.IsZero() {
+		return false
+	}
+	left := time.Until(ss.throttleEnd)
+	if left <= 0 {
+		ss.throttleEnd = time.Time{}
+		return false
+	}
+	if ss.lc != nil {
+		ss.lc.PauseReading(left)
+	}
+	return true
+}
+
+// authenticate checks the CONNECT's credentials. A decision made at once
+// is returned (nil: in); otherwise it returns errWaitAuth and authDone
+// takes the answer on the loop.
+func (ss *Session) authenticate(c *packet.Connect, clientID string) error {
+	lc := ss.lc
+	if lc == nil {
+		return &packet.Error{Packet: packet.TypeConnect, Reason: packet.NotAuthorized, ReturnCode: packet.RefusedNotAuthorized, Msg: "no connection to authenticate"}
+	}
+	req := &auth.Request{Protocol: auth.MQTT, Remote: lc.RemoteAddr(), TLS: lc.TLS(), ClientID: clientID}
+	if c.UsernameFlag {
+		req.Username = string(c.Username)
+	}
+	if c.PasswordFlag {
+		req.Password = bytes.Clone(c.Password)
+	}
+	cl, pending, err := ss.srv.opts.Auth.Authenticate(req, func(cl *auth.Client, err error) {
+		if ss.pending.Put(cl, err) {
+			// If the connection is closing, Closed abandons the result.
+			_ = lc.Do(ss.authDone)
+		}
+	})
+	if !pending {
+		return ss.admitted(cl, err, req.Username)
+	}
+	ss.authWait = true
+	lc.PauseReading(ss.srv.opts.ConnectTimeout + time.Second)
+	return errWaitAuth
+}
+
+// authDone takes a password check's answer on the connection's loop: a
+// refusal is answered with CONNACK; otherwise the CONNECT is decoded again,
+// now with its client.
+func (ss *Session) authDone(c *lnet.Conn) {
+	cl, err, ok := ss.pending.Take()
+	if !ok {
+		return
+	}
+	ss.authWait = false
+	if err := ss.admitted(cl, err, ""); err != nil {
+		ss.dec.Level = ss.connectLevel // for the CONNACK's encoding
+		c.Close(ss.refuse(err))
+		return
+	}
+	if ss.resume != nil {
+		ss.resume(c)
+	} else {
+		c.ResumeReading()
+	}
+}
+
+// admitted takes an authentication's result: the client, or the CONNACK
+// refusal for its error.
+func (ss *Session) admitted(cl *auth.Client, err error, user string) error {
+	srv := ss.srv
+	if err != nil {
+		srv.stats.AuthFailures.Add(1)
+		pe := &packet.Error{Packet: packet.TypeConnect, Reason: packet.NotAuthorized, ReturnCode: packet.RefusedNotAuthorized, Msg: err.Error()}
+		switch {
+		case errors.Is(err, auth.ErrBadCredentials):
+			pe.Reason, pe.ReturnCode = packet.BadUserNameOrPassword, packet.RefusedBadUserNameOrPassword
+		case errors.Is(err, auth.ErrTooManyConnections):
+			pe.Reason = packet.QuotaExceeded
+		case errors.Is(err, auth.ErrLoginRate):
+			pe.Reason = packet.ConnectionRateExceeded
+		case errors.Is(err, auth.ErrBusy):
+			pe.Reason, pe.ReturnCode = packet.ServerBusy, packet.RefusedServerUnavailable
+		}
+		return pe
+	}
+	ss.client = cl
+	ss.limitsChanged()
+	if lc := ss.lc; lc != nil {
+		cl.OnChange(func(err error) {
+			_ = lc.Do(func(c *lnet.Conn) { ss.rulesChanged(c, err) })
+		})
+	}
+	return nil
+}
+
+func (ss *Session) limitsChanged() {
+	ss.guarded, ss.rated = !ss.client.Unrestricted(), ss.client.HasRateLimit()
+	lim := ss.client.Limits()
+	ss.maxPayload, ss.maxSubs = lim.MaxPayload, lim.MaxSubscriptions
+	ss.pub.n = -1
+}
+
+// mayPublish asks the client about a publish, remembering the lasting
+// answer for the last subject.
+func (ss *Session) mayPublish(subject []byte) bool {
+	m := &ss.pub
+	if int(m.n) == len(subject) && string(m.subj[:m.n]) == string(subject) {
+		return m.ok
+	}
+	ok, lasting := ss.client.PublishDecision(subject)
+	m.n = -1
+	if lasting && len(subject) <= len(m.subj) {
+		m.n, m.ok = int8(copy(m.subj[:], subject)), ok
+	}
+	return ok
+}
+
+// rulesChanged follows a reload of the users on the connection's loop: a
+// revoked client is disconnected (5.0: with reason 0x87), and the
+// subscriptions its new rules deny are removed. MQTT cannot tell a client
+// that a subscription ended; the log says it.
+func (ss *Session) rulesChanged(c *lnet.Conn, err error) {
+	if ss.client == nil || !ss.connected {
+		return
+	}
+	if err != nil {
+		if ss.level == packet.Level5 {
+			ss.send(func(b []byte) []byte {
+				return packet.AppendDisconnect(b, packet.Level5, &packet.Disconnect{Reason: packet.NotAuthorized})
+			})
+		}
+		c.Close(ErrRevoked)
+		return
+	}
+	ss.limitsChanged()
+	if ss.recheckSubs() {
+		ss.subsChanged()
+	}
+}
+
+// recheckSubs relates each subscription to the client's rules, removing
+// the denied ones; it reports whether it removed any.
+func (ss *Session) recheckSubs() bool {
+	removed := false
+	for f, sub := range ss.subs {
+		sub.forgetReceive()
+		switch ss.client.Subscribe(sub.pattern) {
+		case auth.Denied:
+			ss.srv.stats.Denied.Add(1)
+			ss.srv.opts.Logger.Info("mqtt: subscription removed: the client's rules no longer allow it", "client", ss.clientID, "user", ss.client.User(), "filter", f)
+			delete(ss.subs, f)
+			ss.srv.removeSub(sub)
+			sub.session.Store(nil)
+			removed = true
+		case auth.Filtered:
+			sub.check.Store(true)
+		default:
+			sub.check.Store(false)
+		}
+	}
+	return removed
 }
 
 // setInflightLocked records an outbound packet id in flight.
@@ -519,6 +757,8 @@ func (ss *Session) KeepAliveTimer(ticks *int) error {
 // persistent session or removed.
 func (ss *Session) Closed() {
 	srv := ss.srv
+	ss.pending.Abandon()
+	defer ss.client.Close()
 	if !ss.connected {
 		return
 	}
@@ -556,7 +796,13 @@ func (ss *Session) Closed() {
 		ss.cons.Detach(sessionOutlet{ss})
 	}
 	if w := ss.will; w != nil {
-		srv.sendWill(id, w, ss.expiry)
+		if ss.client.Allowed(w.msg.Subject) {
+			srv.sendWill(id, w, ss.expiry)
+		} else {
+			// A reload took the will's topic away since CONNECT.
+			srv.stats.Denied.Add(1)
+			ss.client.Denied("will", string(w.msg.Subject))
+		}
 	}
 	if handedOver {
 		return

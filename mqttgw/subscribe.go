@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/bytebufferpool"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/mqttgw/packet"
 	"github.com/ledgemq/ledge/router"
@@ -33,6 +34,61 @@ type subscription struct {
 	// stored: the QoS 1/2 messages of this subscription of a persistent
 	// session come from the log (its consumer), not the live path.
 	stored bool
+	// check: the filter is wider than the client's rules, so each
+	// delivery asks its auth.Client (auth.Filtered). The last subject
+	// asked and its answer are kept here, under recvMu (publishers on
+	// every loop deliver), until the rules change.
+	check atomic.Bool
+	recv  recvMemo
+}
+
+// mayReceive reports whether the session's rules let a message on subject
+// reach this subscription.
+func (sub *subscription) mayReceive(ss *Session, subject []byte) bool {
+	if !sub.check.Load() {
+		return true
+	}
+	return sub.recv.decide(subject, ss.client)
+}
+
+// forgetReceive drops the remembered delivery decision.
+func (sub *subscription) forgetReceive() { sub.recv.forget() }
+
+// recvMemo remembers a filtered subscription's delivery decision for the
+// subject it last saw twice in a row: a hit is one atomic load and a
+// compare, and a stream of always new subjects allocates nothing (the
+// Client's own cache answers them).
+type recvMemo struct {
+	last     atomic.Pointer[recvDecision]
+	lastMiss atomic.Uint32
+}
+
+type recvDecision struct {
+	subject string
+	ok      bool
+}
+
+func (m *recvMemo) decide(subject []byte, cl *auth.Client) bool {
+	if d := m.last.Load(); d != nil && d.subject == string(subject) {
+		return d.ok
+	}
+	ok := cl.MayReceive(subject)
+	h := fnv32(subject)
+	if m.lastMiss.Swap(h) == h {
+		m.last.Store(&recvDecision{subject: string(subject), ok: ok})
+	}
+	return ok
+}
+
+func (m *recvMemo) forget() { m.last.Store(nil) }
+
+func fnv32(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
 }
 
 func (sub *subscription) routerSub() router.Subscription[broker.Receiver] {
@@ -80,6 +136,12 @@ func (ss *Session) subscribe(p *packet.Subscribe) error {
 			codes[i] = packet.TopicFilterInvalid
 			continue
 		}
+		if ss.client != nil {
+			if rc, ok := ss.permitSub(sub); !ok {
+				codes[i] = rc
+				continue
+			}
+		}
 		sub.stored = ss.persistent() && sub.qos > 0 && sub.group == ""
 		sub.session.Store(ss)
 		old, existed := ss.subs[filter]
@@ -116,6 +178,33 @@ func (ss *Session) subscribe(p *packet.Subscribe) error {
 	return nil
 }
 
+// permitSub relates a new subscription to the client's rules and limits:
+// a refusal's code is 0x87 (5.0) or the failure 0x80 (3.1.1), for that
+// filter only.
+func (ss *Session) permitSub(sub *subscription) (packet.ReasonCode, bool) {
+	refused := packet.UnspecifiedError // 3.1.1: 0x80 failure
+	v5 := ss.level == packet.Level5
+	if _, replaces := ss.subs[sub.filter]; !replaces && ss.maxSubs > 0 && len(ss.subs) >= ss.maxSubs {
+		ss.srv.stats.Denied.Add(1)
+		if v5 {
+			refused = packet.QuotaExceeded
+		}
+		return refused, false
+	}
+	switch ss.client.Subscribe(sub.pattern) {
+	case auth.Denied:
+		ss.srv.stats.Denied.Add(1)
+		ss.client.Denied("subscribe", sub.filter)
+		if v5 {
+			refused = packet.NotAuthorized
+		}
+		return refused, false
+	case auth.Filtered:
+		sub.check.Store(true)
+	}
+	return 0, true
+}
+
 func (ss *Session) unsubscribe(p *packet.Unsubscribe) error {
 	codes := make([]packet.ReasonCode, len(p.Filters))
 	for i, f := range p.Filters {
@@ -141,6 +230,14 @@ func (ss *Session) unsubscribe(p *packet.Unsubscribe) error {
 // subscribe, which keeps its RETAIN flag (MQTT-3.3.1-8).
 func (ss *Session) deliver(sub *subscription, m *broker.Msg, retained bool) bool {
 	srv := ss.srv
+	if !sub.mayReceive(ss, m.Subject) {
+		srv.stats.Denied.Add(1)
+		return false
+	}
+	if len(m.Reply) > 0 {
+		// A responder under allow-responses may answer this.
+		ss.client.NoteReply(m.Reply)
+	}
 	var tb [128]byte
 	topic, err := router.AppendMQTTTopicFromSubject(tb[:0], string(m.Subject))
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ledgemq/ledge/auth"
+	"github.com/ledgemq/ledge/auth/authtest"
 	lnet "github.com/ledgemq/ledge/net"
 )
 
@@ -579,7 +581,14 @@ func TestStaleConnectionIsDropped(t *testing.T) {
 
 func TestAuthentication(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, portable bool) {
-		g := startGateway(t, portable, Options{Username: "dev", Password: "s3cret", AuthTimeout: 200 * time.Millisecond}, "")
+		svc := auth.New(auth.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policy: authtest.Policy(t, `
+[user dev]
+password = plain:s3cret
+[user tok]
+token = `+auth.TokenDigest("t0ken")+`
+`)})
+		t.Cleanup(svc.Close)
+		g := startGateway(t, portable, Options{Auth: svc, AuthTimeout: 200 * time.Millisecond}, "")
 		if _, err := nats.Connect(g.url, nats.UserInfo("dev", "wrong")); err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
 			t.Errorf("wrong password: err = %v, want an authorization violation", err)
 		}
@@ -596,9 +605,8 @@ func TestAuthentication(t *testing.T) {
 		if l := rc2.line(t); l != "-ERR 'Authorization Violation'" {
 			t.Errorf("got %q", l)
 		}
-		tok := startGateway(t, portable, Options{Token: "t0ken"}, "")
-		connect(t, tok.url, nats.Token("t0ken"))
-		if _, err := nats.Connect(tok.url, nats.Token("bad")); err == nil {
+		connect(t, g.url, nats.Token("t0ken"))
+		if _, err := nats.Connect(g.url, nats.Token("bad")); err == nil {
 			t.Error("a bad token was accepted")
 		}
 	})

@@ -26,7 +26,17 @@ func (h handler) OnOpen(c *lnet.Conn) {
 		ip = a.IP.String()
 	}
 	ss := h.srv.Open(c, ip)
+	ss.lc = c
 	c.SetContext(ss)
+	if tc := h.srv.opts.TLS; tc != nil {
+		// INFO went out in plaintext; the client's handshake follows.
+		if err := c.StartTLS(tc); err != nil {
+			h.srv.opts.Logger.Error("nats: TLS needs a portable, plaintext listener", "err", err)
+			ss.sendErr(ErrTLSRequired.Text)
+			c.Close(err)
+			return
+		}
+	}
 
 	interval := h.srv.opts.PingInterval
 	var ping *lnet.Timer

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 )
 
@@ -54,6 +55,9 @@ type apiRequest struct {
 	subject string // after "$JS.API."
 	reply   string
 	body    []byte
+	// client is who asked (nil without auth): a stream it creates must
+	// capture only what it may read, within its disk quota.
+	client *auth.Client
 }
 
 // jsPublish serves a publish on a $JS subject and reports whether it was
@@ -84,7 +88,7 @@ func (ss *Session) jsPublish(op *Op) bool {
 				Error: newAPIError(503, errCodeBadRequest, "JetStream API queue limit reached")})
 			return true
 		}
-		req := apiRequest{subject: string(rest), reply: string(op.Reply), body: bytes.Clone(op.Payload)}
+		req := apiRequest{subject: string(rest), reply: string(op.Reply), body: bytes.Clone(op.Payload), client: ss.client}
 		go ss.srv.handleAPI(req)
 	default:
 		return false
@@ -136,9 +140,9 @@ func (s *Server) apiResponse(req apiRequest) any {
 		name := tokens[2]
 		switch tokens[1] {
 		case "CREATE":
-			return s.streamCreate(name, req.body, false)
+			return s.streamCreate(req.client, name, req.body, false)
 		case "UPDATE":
-			return s.streamCreate(name, req.body, true)
+			return s.streamCreate(req.client, name, req.body, true)
 		case "INFO":
 			return s.streamInfo(name, req.body)
 		case "DELETE":
@@ -223,7 +227,7 @@ func (s *Server) accountInfo() any {
 	return resp
 }
 
-func (s *Server) streamCreate(name string, body []byte, update bool) any {
+func (s *Server) streamCreate(cl *auth.Client, name string, body []byte, update bool) any {
 	typ := typeStreamCreate
 	if update {
 		typ = typeStreamUpdate
@@ -243,6 +247,9 @@ func (s *Server) streamCreate(name string, body []byte, update bool) any {
 	}
 	cfg, e := jc.toBroker()
 	if e != nil {
+		return errResp(typ, e)
+	}
+	if e := s.permitStream(cl, &cfg, update); e != nil {
 		return errResp(typ, e)
 	}
 	var st *broker.Stream

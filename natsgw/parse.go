@@ -118,6 +118,10 @@ func (p *Parser) Parse(buf []byte, h OpHandler) (consumed int, err error) {
 	for consumed < len(buf) {
 		n, err := p.parseOne(buf[consumed:], h)
 		if err != nil {
+			if err == errStop {
+				// The handler took this operation and wants no more now.
+				return consumed + n, err
+			}
 			return consumed, err
 		}
 		if n == 0 {

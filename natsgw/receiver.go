@@ -14,7 +14,7 @@ import (
 // headers become a NATS header block for clients that announced headers.
 func (sub *subscription) Deliver(m *broker.Msg) bool {
 	ss := sub.session
-	if sub.removed.Load() || (m.Origin == ss && !ss.echo) {
+	if sub.removed.Load() || (m.Origin == ss && !ss.echo) || !sub.mayReceive(m.Subject) {
 		return false
 	}
 	n := sub.delivered.Add(1)
@@ -25,6 +25,9 @@ func (sub *subscription) Deliver(m *broker.Msg) bool {
 		if n == max {
 			ss.srv.removeSub(sub)
 		}
+	}
+	if len(m.Reply) > 0 {
+		ss.client.NoteReply(m.Reply)
 	}
 	hb := bytebufferpool.Get()
 	defer bytebufferpool.Put(hb)

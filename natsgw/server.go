@@ -2,12 +2,14 @@ package natsgw
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"log/slog"
 	"runtime"
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/router"
 )
@@ -37,13 +39,28 @@ type Options struct {
 	// MaxPingsOut is how many pings may go unanswered before the client is
 	// disconnected as stale (2 when zero).
 	MaxPingsOut int
-	// AuthTimeout is how long a client has to send CONNECT when
-	// authentication is required (2 seconds when zero).
+	// AuthTimeout is how long a client has to complete CONNECT, its TLS
+	// handshake and its password check included, when Auth is set (2
+	// seconds when zero).
 	AuthTimeout time.Duration
-	// Username and Password, or Token, when set, are required in CONNECT.
-	// (Users and permissions for every protocol come with package auth.)
-	Username, Password string
-	Token              string
+	// Auth lets clients in and says what each may do (package auth): the
+	// CONNECT's user and password, token or TLS client certificate are
+	// checked off the event loop, and every publish, subscription and
+	// delivery follows the client's rules. nil lets every client do
+	// everything.
+	Auth auth.Authenticator
+	// TLS, when set, makes clients use TLS: INFO says tls_required and
+	// the handshake follows it, as nats.go expects. The listener must be
+	// portable and plaintext (lnet.Options.Portable, no TLSConfig): the
+	// connection is upgraded after INFO (lnet.Conn.StartTLS).
+	TLS *tls.Config
+	// TLSHandshakeFirst says the listener itself does TLS before INFO
+	// (lnet.Options.TLSConfig), for clients that connect with
+	// nats.TLSHandshakeFirst(); INFO then says tls_required too.
+	TLSHandshakeFirst bool
+	// TLSVerify says clients must present a certificate (reported in
+	// INFO as tls_verify).
+	TLSVerify bool
 	// Logger receives connection events; slog.Default() when nil.
 	Logger *slog.Logger
 	// Broker, when set, serves JetStream: its streams capture published
@@ -81,9 +98,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func (o Options) authRequired() bool {
-	return o.Username != "" || o.Token != ""
-}
+func (o Options) authRequired() bool { return o.Auth != nil }
+
+func (o Options) tlsRequired() bool { return o.TLS != nil || o.TLSHandshakeFirst }
 
 // Stats are the gateway's counters, safe to read at any time.
 type Stats struct {
@@ -99,6 +116,9 @@ type Stats struct {
 	ProtocolErrors atomic.Int64
 	// AuthFailures counts connections refused for bad credentials.
 	AuthFailures atomic.Int64
+	// PermissionDenials counts publishes and subscriptions refused, and
+	// deliveries withheld, by the clients' rules.
+	PermissionDenials atomic.Int64
 }
 
 // Server is the NATS gateway: the state shared by its client sessions. It
@@ -152,6 +172,8 @@ type serverInfo struct {
 	Headers      bool   `json:"headers"`
 	MaxPayload   int    `json:"max_payload"`
 	AuthRequired bool   `json:"auth_required,omitempty"`
+	TLSRequired  bool   `json:"tls_required,omitempty"`
+	TLSVerify    bool   `json:"tls_verify,omitempty"`
 	ClientID     uint64 `json:"client_id"`
 	ClientIP     string `json:"client_ip,omitempty"`
 	JetStream    bool   `json:"jetstream,omitempty"`
@@ -169,6 +191,8 @@ func (s *Server) info(cid uint64, clientIP string) serverInfo {
 		Headers:      true,
 		MaxPayload:   s.opts.MaxPayload,
 		AuthRequired: s.opts.authRequired(),
+		TLSRequired:  s.opts.tlsRequired(),
+		TLSVerify:    s.opts.TLSVerify && s.opts.tlsRequired(),
 		ClientID:     cid,
 		ClientIP:     clientIP,
 		JetStream:    s.js != nil,

@@ -3,11 +3,14 @@ package natsgw
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 	"github.com/ledgemq/ledge/log"
+	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
 )
 
@@ -50,6 +53,13 @@ var (
 	ErrStale         = &ProtocolError{"Stale Connection"}
 	ErrInvalidSubj   = &ProtocolError{"Invalid Subject"}
 	ErrBadConnect    = &ProtocolError{"Parser Error: bad CONNECT options"}
+	// ErrUserPayload is a publish larger than the user's max-payload;
+	// nats-server closes the connection for it too.
+	ErrUserPayload = &ProtocolError{"Maximum Payload Violation"}
+	// ErrRateLimit ends a client that kept publishing above its rate.
+	ErrRateLimit = &ProtocolError{"Rate Limit Exceeded"}
+	// ErrTLSRequired: the listener's TLS could not be started.
+	ErrTLSRequired = &ProtocolError{"Secure Connection - TLS Required"}
 	// errSidInUse is a warning, not a disconnect: the SUB is ignored.
 	errSidInUse = errors.New("sid in use")
 )
@@ -70,6 +80,66 @@ type subscription struct {
 	max       atomic.Int64
 	delivered atomic.Int64
 	removed   atomic.Bool
+	// check: the filter is wider than the subscriber's rules, so each
+	// delivery asks its auth.Client (auth.Filtered).
+	check atomic.Bool
+	// recv is the last subject checked for this subscription and its
+	// answer, in memory a delivery touches anyway, read by publishers on
+	// every loop without a lock; nil after the rules change.
+	recv recvMemo
+}
+
+// mayReceive reports whether the subscriber's rules let a message on
+// subject reach it. Safe from any goroutine: the publisher's.
+func (sub *subscription) mayReceive(subject []byte) bool {
+	if !sub.check.Load() {
+		return true
+	}
+	ok := sub.recv.decide(subject, sub.session.client)
+	if !ok {
+		sub.session.srv.stats.PermissionDenials.Add(1)
+	}
+	return ok
+}
+
+// forgetReceive drops the remembered delivery decision.
+func (sub *subscription) forgetReceive() { sub.recv.forget() }
+
+// recvMemo remembers a filtered subscription's delivery decision for the
+// subject it last saw twice in a row: a hit is one atomic load and a
+// compare, and a stream of always new subjects allocates nothing (the
+// Client's own cache answers them).
+type recvMemo struct {
+	last     atomic.Pointer[recvDecision]
+	lastMiss atomic.Uint32
+}
+
+type recvDecision struct {
+	subject string
+	ok      bool
+}
+
+func (m *recvMemo) decide(subject []byte, cl *auth.Client) bool {
+	if d := m.last.Load(); d != nil && d.subject == string(subject) {
+		return d.ok
+	}
+	ok := cl.MayReceive(subject)
+	h := fnv32(subject)
+	if m.lastMiss.Swap(h) == h {
+		m.last.Store(&recvDecision{subject: string(subject), ok: ok})
+	}
+	return ok
+}
+
+func (m *recvMemo) forget() { m.last.Store(nil) }
+
+func fnv32(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
 }
 
 // connectOptions is CONNECT's object, the fields ledge acts on.
@@ -98,8 +168,23 @@ type Session struct {
 	id     uint64
 	remote string
 	parser Parser
+	// pub is the last subject published under rules and its lasting
+	// answer (auth.Client.PublishDecision), kept until the rules change:
+	// a device publishes to one subject again and again, and this way
+	// asks nothing of its Client for it, in memory the parse touches.
+	pub pubMemo
 
-	connected    bool // CONNECT was accepted
+	connected bool // CONNECT was accepted
+	// authWait holds the input while the CONNECT's password is checked;
+	// until throttleEnd (after a publish over the rate) it waits too.
+	// Here, beside what every Feed reads.
+	authWait    bool
+	throttleEnd time.Time
+	// guarded: the client has rules or limits, so publishes are checked;
+	// rated: it has a rate limit.
+	guarded      bool
+	rated        bool
+	maxPayload   int64
 	verbose      bool
 	pedantic     bool
 	echo         bool
@@ -143,7 +228,36 @@ type Session struct {
 	nbatch          int
 	inMsgs, inBytes int64
 
+	// Auth. client is nil without Options.Auth, which allows everything;
+	// lc is the transport's connection, which the password check answers
+	// on (nil for a session driven without one); authWait holds the
+	// input while the check runs; pending carries its result to the loop.
+	client     *auth.Client
+	lc         *lnet.Conn
+	pending    auth.Pending
+	connectOpt connectOptions
+	maxSubs    int
+
+	// curSubject is the subject being published, for skipMember.
+	curSubject []byte
+
 	mon sessionStats // for monitoring (stats.go)
+}
+
+// throttledNow reports whether the input must wait out a throttle: the
+// transport offers the rest of a read at once, and again when the pause
+// ends; a pause that ended early is taken up again for what is left.
+func (ss *Session) throttledNow() bool {
+	if ss.throttleEnd.IsZero() {
+		return false
+	}
+	left := time.Until(ss.throttleEnd)
+	if left <= 0 {
+		ss.throttleEnd = time.Time{}
+		return false
+	}
+	ss.lc.PauseReading(left)
+	return true
 }
 
 // Open starts a session on a new connection and sends the INFO line.
@@ -159,6 +273,7 @@ func (s *Server) Open(c Conn, remoteIP string) *Session {
 		subs:    make(map[string]*subscription),
 		sweepAt: minSweep,
 		parser:  Parser{MaxControlLine: s.opts.MaxControlLine, MaxPayload: s.opts.MaxPayload},
+		pub:     pubMemo{n: -1},
 	}
 	info, _ := json.Marshal(s.info(ss.id, remoteIP))
 	line := make([]byte, 0, len(info)+8)
@@ -179,6 +294,12 @@ func (ss *Session) ID() uint64 { return ss.id }
 // caller must close the connection after flushing it.
 func (ss *Session) Feed(in []byte) (consumed int, err error) {
 	ss.active = true
+	if ss.authWait || (!ss.throttleEnd.IsZero() && ss.throttledNow()) {
+		// The CONNECT's password is being checked, or a throttle runs:
+		// what follows waits (the transport holds it and presents it
+		// again).
+		return 0, nil
+	}
 	if ss.stalledOn != nil {
 		if ss.stalledOn.Congested() && ss.stalls < maxStalls {
 			ss.stall()
@@ -187,6 +308,9 @@ func (ss *Session) Feed(in []byte) (consumed int, err error) {
 		ss.stalledOn, ss.stalls = nil, 0
 	}
 	consumed, err = ss.parser.Parse(in, ss)
+	if err == errStop {
+		err = nil
+	}
 	ss.flushBatches()
 	if ss.inMsgs > 0 {
 		ss.srv.stats.InMsgs.Add(ss.inMsgs)
@@ -255,28 +379,146 @@ func (ss *Session) HandleOp(op *Op) error {
 	return nil
 }
 
+// errStop ends a Parse after the operation that returned it, which counts
+// as consumed: the rest of the input waits (a password check, a throttle).
+var errStop = errors.New("nats: stop parsing")
+
 func (ss *Session) connect(raw []byte) error {
 	var o connectOptions
 	if err := json.Unmarshal(raw, &o); err != nil {
 		return ErrBadConnect
 	}
-	opts := &ss.srv.opts
-	if opts.authRequired() {
-		ok := (opts.Token != "" && o.AuthToken == opts.Token) ||
-			(opts.Username != "" && o.User == opts.Username && o.Pass == opts.Password)
-		if !ok {
-			ss.srv.opts.Logger.Info("nats: authorization failed", "client", ss.id, "remote", ss.remote, "user", o.User)
-			return ErrAuthorization
+	if ss.connected {
+		// A second CONNECT changes options, not who the client is.
+		ss.applyConnect(&o)
+		return nil
+	}
+	a := ss.srv.opts.Auth
+	if a == nil {
+		ss.applyConnect(&o)
+		return nil
+	}
+	if ss.lc == nil {
+		return ErrAuthorization
+	}
+	req := &auth.Request{
+		Protocol: auth.NATS, Remote: ss.lc.RemoteAddr(), TLS: ss.lc.TLS(),
+		Username: o.User, Password: []byte(o.Pass), Token: o.AuthToken,
+	}
+	ss.connectOpt = o
+	lc := ss.lc
+	cl, pending, err := a.Authenticate(req, func(cl *auth.Client, err error) {
+		if ss.pending.Put(cl, err) {
+			// If the connection is closing, Closed abandons the result.
+			_ = lc.Do(ss.authDone)
+		}
+	})
+	if !pending {
+		return ss.authenticated(cl, err)
+	}
+	ss.authWait = true
+	// Input waits until authDone resumes it; the auth timer bounds it.
+	lc.PauseReading(ss.srv.opts.AuthTimeout + time.Second)
+	return errStop
+}
+
+// authDone takes a password check's result on the connection's loop and
+// lets the held input through.
+func (ss *Session) authDone(c *lnet.Conn) {
+	cl, err, ok := ss.pending.Take()
+	if !ok {
+		return
+	}
+	ss.authWait = false
+	if err := ss.authenticated(cl, err); err != nil {
+		ss.srv.stats.AuthFailures.Add(1)
+		ss.sendErr(ErrAuthorization.Text)
+		c.Close(err)
+		return
+	}
+	c.ResumeReading()
+}
+
+// authenticated ends CONNECT with the authentication's result.
+func (ss *Session) authenticated(cl *auth.Client, err error) error {
+	if err != nil {
+		// auth logs refusals, a flood of them within a budget.
+		return ErrAuthorization
+	}
+	ss.client = cl
+	ss.limitsChanged()
+	if lc := ss.lc; lc != nil {
+		cl.OnChange(func(err error) {
+			_ = lc.Do(func(c *lnet.Conn) { ss.rulesChanged(c, err) })
+		})
+	}
+	o := ss.connectOpt
+	ss.connectOpt = connectOptions{}
+	ss.applyConnect(&o)
+	return nil
+}
+
+// rulesChanged follows a reload of the users, on the connection's loop:
+// a revoked client is disconnected, and subscriptions its new rules deny
+// are removed, each with the -ERR nats-server sends for them.
+func (ss *Session) rulesChanged(c *lnet.Conn, err error) {
+	cl := ss.client
+	if cl == nil {
+		return
+	}
+	if err != nil {
+		ss.srv.stats.AuthFailures.Add(1)
+		ss.sendErr(ErrAuthorization.Text)
+		c.Close(ErrAuthorization)
+		return
+	}
+	ss.limitsChanged()
+	for sid, sub := range ss.subs {
+		if sub.removed.Load() {
+			continue
+		}
+		sub.forgetReceive()
+		switch cl.Subscribe(sub.subject) {
+		case auth.Denied:
+			ss.srv.stats.PermissionDenials.Add(1)
+			ss.sendErr(subscribeViolation(sub.subject, sub.queue))
+			delete(ss.subs, sid)
+			ss.srv.removeSub(sub)
+		case auth.Filtered:
+			sub.check.Store(true)
+		default:
+			sub.check.Store(false)
 		}
 	}
+}
+
+// The texts of nats-server's permission errors, which keep the
+// connection open; nats.go reports them as nats.ErrPermissionViolation.
+func publishViolation(subject []byte) string {
+	return "Permissions Violation for Publish to " + strconv.Quote(string(subject))
+}
+
+func subscribeViolation(subject, queue string) string {
+	if queue != "" {
+		return "Permissions Violation for Subscription to " + strconv.Quote(subject) + " using queue " + strconv.Quote(queue)
+	}
+	return "Permissions Violation for Subscription to " + strconv.Quote(subject)
+}
+
+// applyConnect takes CONNECT's options.
+func (ss *Session) applyConnect(o *connectOptions) {
 	ss.connected = true
-	ss.mon.setClient(&o)
+	meta := *o
+	if ss.client != nil {
+		// Monitoring shows who logged in, not who the client said it was.
+		meta.User = ss.client.User()
+	}
+	ss.mon.setClient(&meta)
 	ss.verbose, ss.pedantic = o.Verbose, o.Pedantic
 	ss.echo = o.Echo == nil || *o.Echo
 	ss.headers = o.Headers
 	// No responders needs headers to carry the 503 status.
 	ss.noResponders = o.NoResponders && o.Headers
-	return nil
 }
 
 // publish routes one message to every matching subscription. The subject
@@ -291,6 +533,73 @@ func (ss *Session) publish(op *Op) error {
 			return ErrInvalidSubj
 		}
 	}
+	var stop error
+	if ss.guarded {
+		size := len(op.Header) + len(op.Payload)
+		if ss.maxPayload > 0 && int64(size) > ss.maxPayload {
+			return ErrUserPayload
+		}
+		if ss.rated {
+			pause, err := ss.client.Rate(size)
+			if err != nil {
+				ss.srv.opts.Logger.Warn("nats: client disconnected for its publishing rate", "client", ss.id, "remote", ss.remote, "user", ss.client.User())
+				return ErrRateLimit
+			}
+			if pause > 0 && ss.lc != nil {
+				// Throttled: this message goes, the rest of the input waits.
+				ss.lc.PauseReading(pause)
+				ss.throttleEnd = time.Now().Add(pause)
+				stop = errStop
+			}
+		}
+		if !ss.mayPublish(op.Subject) {
+			srv.stats.PermissionDenials.Add(1)
+			ss.client.Denied("publish", string(op.Subject))
+			ss.sendErr(publishViolation(op.Subject))
+			return stop
+		}
+	}
+	if err := ss.route(op); err != nil {
+		return err
+	}
+	return stop
+}
+
+// pubMemo remembers one subject's publish decision inside the session.
+type pubMemo struct {
+	n    int8 // length of subj; -1: nothing remembered (or too long)
+	ok   bool
+	subj [62]byte
+}
+
+// mayPublish asks the client about a publish, remembering the lasting
+// answer for the last subject.
+func (ss *Session) mayPublish(subject []byte) bool {
+	m := &ss.pub
+	if int(m.n) == len(subject) && string(m.subj[:m.n]) == string(subject) {
+		return m.ok
+	}
+	ok, lasting := ss.client.PublishDecision(subject)
+	m.n = -1
+	if lasting && len(subject) <= len(m.subj) {
+		m.n, m.ok = int8(copy(m.subj[:], subject)), ok
+	}
+	return ok
+}
+
+// limitsChanged takes the client's limits into the session.
+func (ss *Session) limitsChanged() {
+	cl := ss.client
+	ss.guarded, ss.rated = !cl.Unrestricted(), cl.HasRateLimit()
+	lim := cl.Limits()
+	ss.maxPayload, ss.maxSubs = lim.MaxPayload, lim.MaxSubscriptions
+	ss.pub.n = -1
+}
+
+// route delivers a permitted publish.
+func (ss *Session) route(op *Op) error {
+	srv := ss.srv
+	ss.curSubject = op.Subject
 	// The JetStream API's own subjects ($JS.API, $JS.ACK, $JS.FC) are
 	// served here; core subscribers ("nats sub '>'") still see them, as
 	// with nats-server, but they never make a request "no responders".
@@ -319,6 +628,9 @@ func (ss *Session) publish(op *Op) error {
 			continue
 		}
 		if sub.session == ss && !ss.echo {
+			continue
+		}
+		if !sub.mayReceive(op.Subject) {
 			continue
 		}
 		if ss.deliver(sub, op) {
@@ -357,7 +669,7 @@ func (ss *Session) publish(op *Op) error {
 
 func (ss *Session) skipMember(r broker.Receiver) bool {
 	sub, ok := r.(*subscription)
-	return ok && (sub.removed.Load() || (sub.session == ss && !ss.echo))
+	return ok && (sub.removed.Load() || (sub.session == ss && !ss.echo) || !sub.mayReceive(ss.curSubject))
 }
 
 // foreignMsg returns op as a broker.Msg, parsing its header block once per
@@ -388,6 +700,10 @@ func (ss *Session) deliver(sub *subscription, op *Op) bool {
 		if n == max {
 			sub.session.srv.removeSub(sub)
 		}
+	}
+	if len(op.Reply) > 0 {
+		// A responder under allow-responses may answer this.
+		sub.session.client.NoteReply(op.Reply)
 	}
 	header := op.Header
 	if !sub.headers {
@@ -453,6 +769,22 @@ func (ss *Session) subscribe(op *Op) error {
 		queue:   string(op.Queue),
 		headers: ss.headers,
 	}
+	if ss.client != nil {
+		if ss.maxSubs > 0 && ss.liveSubs() >= ss.maxSubs {
+			ss.srv.stats.PermissionDenials.Add(1)
+			ss.sendErr("Maximum Subscriptions Exceeded")
+			return errSidInUse
+		}
+		switch ss.client.Subscribe(sub.subject) {
+		case auth.Denied:
+			ss.srv.stats.PermissionDenials.Add(1)
+			ss.client.Denied("subscribe", sub.subject)
+			ss.sendErr(subscribeViolation(sub.subject, sub.queue))
+			return errSidInUse // ignored, the connection stays
+		case auth.Filtered:
+			sub.check.Store(true)
+		}
+	}
 	if _, err := ss.srv.router.Insert(router.Subscription[broker.Receiver]{
 		Pattern: sub.subject,
 		Queue:   sub.queue,
@@ -463,6 +795,17 @@ func (ss *Session) subscribe(op *Op) error {
 	ss.subs[sid] = sub
 	ss.mon.subs.Add(1)
 	return nil
+}
+
+// liveSubs counts the subscriptions not yet removed.
+func (ss *Session) liveSubs() int {
+	n := 0
+	for _, sub := range ss.subs {
+		if !sub.removed.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 func (ss *Session) unsubscribe(op *Op) {
@@ -517,9 +860,10 @@ func (ss *Session) PingTimer() error {
 
 // AuthTimer is called by the transport once, Options.AuthTimeout after the
 // connection opened, when authentication is required. A client that has
-// not authenticated by then is refused.
+// not authenticated by then (its TLS handshake and password check
+// included) is refused.
 func (ss *Session) AuthTimer() error {
-	if ss.connected || !ss.srv.opts.authRequired() {
+	if (ss.connected && !ss.authWait) || !ss.srv.opts.authRequired() {
 		return nil
 	}
 	ss.srv.stats.AuthFailures.Add(1)
@@ -535,6 +879,8 @@ func (ss *Session) Closed() {
 	for _, sub := range ss.subs {
 		ss.srv.removeSub(sub)
 	}
+	ss.pending.Abandon()
+	ss.client.Close()
 }
 
 func (ss *Session) sendErr(text string) {

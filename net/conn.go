@@ -1,6 +1,7 @@
 package net
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	stdnet "net"
@@ -37,6 +38,9 @@ type driver interface {
 	// after c.readPaused changed.
 	pauseRead(c *Conn)
 	resumeRead(c *Conn)
+	// startTLS arranges for the connection to become a TLS server
+	// connection after what is queued; c.mu is held.
+	startTLS(c *Conn, cfg *tls.Config) error
 }
 
 // Conn is one accepted connection. Its methods are safe from any goroutine
@@ -80,6 +84,10 @@ type Conn struct {
 	readPaused bool
 	resume     *Timer
 
+	// tlsState is the TLS connection's state once its handshake is done;
+	// set by the transport before the callbacks that may read it.
+	tlsState *tls.ConnectionState
+
 	// counted are the connection's traffic counters (connstats.go).
 	counted connCounters
 }
@@ -119,6 +127,43 @@ func (c *Conn) PauseReading(d time.Duration) {
 	}
 	c.drv.pauseRead(c)
 }
+
+// ResumeReading ends a pause of PauseReading before its time: reading
+// starts again and input the handler left unconsumed is presented to
+// OnData at once. It is how work finished off the loop (a password check)
+// lets the connection go on: the handler pauses for as long as the work
+// may take, and the function given to Do resumes. It is meant for the
+// connection's callbacks other than OnData, which would be re-entered.
+func (c *Conn) ResumeReading() {
+	if !c.readPaused {
+		return
+	}
+	if c.resume != nil {
+		c.resume.Stop()
+	}
+	resumeReading(c)
+}
+
+// StartTLS makes a plaintext connection a TLS one, server side: what was
+// written before the call is sent in plaintext, then the TLS handshake
+// runs (within Options.HandshakeTimeout) and every later byte, both ways,
+// is encrypted. It is how NATS serves TLS: INFO in plaintext, then the
+// handshake the client starts on reading it. OnData is not called again
+// until the handshake is done, and Conn.TLS then has its state; a failed
+// handshake closes the connection with the reason. It must be called from
+// OnOpen or OnData, and only on the portable transport (a listener with
+// Options.Portable and no TLSConfig); elsewhere it returns ErrNoUpgrade.
+func (c *Conn) StartTLS(cfg *tls.Config) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.drv.startTLS(c, cfg)
+}
+
+// TLS returns the state of a TLS connection once its handshake is done,
+// with the client's verified certificate chains, and nil for a plaintext
+// connection (or one whose StartTLS has not completed). On a TLS listener
+// the handshake is done before OnOpen. It is meant for the callbacks.
+func (c *Conn) TLS() *tls.ConnectionState { return c.tlsState }
 
 // resumeReading ends a pause. Input that arrived before the pause and was
 // left unconsumed is handed to the handler again now, since the peer may

@@ -2,6 +2,7 @@ package net
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ func (d *fakeDriver) stopTimer(*Timer) bool               { return false }
 func (d *fakeDriver) post(*Conn)                          {}
 func (d *fakeDriver) pauseRead(*Conn)                     {}
 func (d *fakeDriver) resumeRead(*Conn)                    {}
+func (d *fakeDriver) startTLS(*Conn, *tls.Config) error   { return ErrNoUpgrade }
 
 func newUnitConn(h Handler, opts Options) *Conn {
 	s := &Server{handler: h, opts: opts.withDefaults()}

@@ -32,7 +32,11 @@
 // A handler must never block: it runs on an event loop shared by thousands of
 // connections. Work that may block (an fsync, a bcrypt check) is handed to
 // another goroutine, which answers later with [Conn.Write], or with
-// [Conn.Do] when the answer must also update the session.
+// [Conn.Do] when the answer must also update the session. A handler that
+// must not read on until that answer comes (a login) pauses its input for
+// as long as the work may take ([Conn.PauseReading]) and the function
+// given to Do ends the pause ([Conn.ResumeReading]), which presents the
+// input held meanwhile.
 //
 // # Concurrency
 //
@@ -73,6 +77,22 @@
 // goroutine only while the connection has bytes queued; it flushes with
 // net.Buffers (writev on TCP) and coalesces small pieces into record-sized
 // writes on TLS.
+//
+// # TLS
+//
+// A listener with Options.TLSConfig runs the handshake of each connection
+// on its reader goroutine before OnOpen, within Options.HandshakeTimeout,
+// and allocates the connection's read buffer only after it: a client that
+// never finishes its handshake costs a goroutine and the TLS state until
+// the timeout closes it, and the handler never sees it. [Conn.TLS] gives
+// the handler the connection's state, with the client's verified
+// certificates. A protocol that starts in plaintext and upgrades (NATS
+// sends INFO, then the client starts TLS) calls [Conn.StartTLS] from
+// OnOpen or OnData on a portable listener without TLSConfig: what was
+// written before the call goes out in plaintext, the reader then runs
+// the handshake and replaces the socket with the TLS connection, and no
+// input reaches OnData before the handshake is done. The epoll transport
+// has no TLS: its loops would have to run handshakes, which block.
 //
 // # Ownership of byte slices
 //

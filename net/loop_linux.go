@@ -4,6 +4,7 @@ package net
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	stdnet "net"
@@ -502,6 +503,9 @@ func (l *loop) handoff(c *Conn) {
 	l.mu.Unlock()
 	l.wake()
 }
+
+// startTLS implements driver: TLS needs the portable transport.
+func (l *loop) startTLS(*Conn, *tls.Config) error { return ErrNoUpgrade }
 
 // post implements driver: tasks run when the loop processes c.
 func (l *loop) post(c *Conn) { l.kick(c) }

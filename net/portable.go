@@ -34,9 +34,11 @@ type portableTransport struct {
 
 // pconn is the portable driver of one connection.
 type pconn struct {
-	t      *portableTransport
-	c      *Conn
-	nc     stdnet.Conn
+	t  *portableTransport
+	c  *Conn
+	nc stdnet.Conn // guarded by ncMu once StartTLS may replace it
+	// ncMu guards nc, which StartTLS replaces with its TLS connection.
+	ncMu   sync.Mutex
 	closed chan struct{} // closed once nc is closed
 	once   sync.Once
 	// resumed wakes a reader waiting out PauseReading.
@@ -50,6 +52,15 @@ type pconn struct {
 	writing   bool
 	lingering bool
 	tasking   bool // a goroutine is running c.tasks
+	// upgrading: StartTLS was called and the handshake is not done; no
+	// writer starts, and plain holds what was queued before the call,
+	// sent in plaintext first.
+	upgrading  bool
+	upgradeCfg *tls.Config
+	plain      outQueue
+	// idle is signalled by a writer as it exits, for an upgrade waiting
+	// for the plaintext bytes to go out.
+	idle chan struct{}
 
 	// Owned by the writer goroutine.
 	batch outQueue
@@ -99,7 +110,7 @@ func (t *portableTransport) acceptLoop() {
 		}
 		c := &Conn{srv: srv, id: srv.stats.nextID.Add(1), local: nc.LocalAddr(), remote: nc.RemoteAddr(), fd: -1}
 		c.counted.opened = time.Now().UnixNano()
-		p := &pconn{t: t, c: c, nc: nc, closed: make(chan struct{}), resumed: make(chan struct{}, 1)}
+		p := &pconn{t: t, c: c, nc: nc, closed: make(chan struct{}), resumed: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
 		c.drv = p
 		t.mu.Lock()
 		if t.closing {
@@ -172,13 +183,21 @@ func (t *portableTransport) snapshot() []*Conn {
 	return cs
 }
 
+// conn returns the connection's socket (its TLS connection after
+// StartTLS).
+func (p *pconn) conn() stdnet.Conn {
+	p.ncMu.Lock()
+	defer p.ncMu.Unlock()
+	return p.nc
+}
+
 // closeNC closes the socket once; the reader then finalizes the connection.
 func (p *pconn) closeNC() {
 	p.once.Do(func() {
 		// Signal first, so the reader never takes the error of our own
 		// close for a failure of the connection.
 		close(p.closed)
-		p.nc.Close()
+		p.conn().Close()
 	})
 }
 
@@ -190,9 +209,16 @@ func (p *pconn) kick(c *Conn) {
 		p.closeNC()
 		return
 	}
+	if p.upgrading {
+		if c.state == stateClosing {
+			// Nothing can be flushed before the handshake: end it.
+			p.closeNC()
+		}
+		return
+	}
 	if c.state == stateClosing && !p.lingering {
 		p.lingering = true
-		_ = p.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.CloseTimeout))
+		_ = p.conn().SetWriteDeadline(time.Now().Add(c.srv.opts.CloseTimeout))
 	}
 	if !p.writing {
 		p.writing = true
@@ -245,30 +271,150 @@ func (p *pconn) runTasks() {
 	}
 }
 
+// startTLS implements driver: the reader upgrades the connection before
+// its next read. c.mu is held.
+func (p *pconn) startTLS(c *Conn, cfg *tls.Config) error {
+	if p.upgrading || c.tlsState != nil || c.srv.opts.TLSConfig != nil || c.state != stateOpen {
+		return ErrNoUpgrade
+	}
+	p.upgrading, p.upgradeCfg = true, cfg
+	// What was queued before the call goes out in plaintext, before the
+	// handshake; what is written after waits for it.
+	p.plain, c.out = c.out, p.plain
+	c.noteQueueLocked()
+	return nil
+}
+
+// handshake runs the TLS handshake of a connection accepted on a TLS
+// listener, before OnOpen, within HandshakeTimeout.
+func (p *pconn) handshake(tc *tls.Conn) error {
+	c := p.c
+	_ = tc.SetDeadline(time.Now().Add(c.srv.opts.HandshakeTimeout))
+	err := tc.Handshake()
+	_ = tc.SetDeadline(time.Time{})
+	if err != nil {
+		c.srv.stats.tlsFailures.Add(1)
+		return err
+	}
+	st := tc.ConnectionState()
+	c.tlsState = &st
+	return nil
+}
+
+// upgrade does what StartTLS asked for, on the reader's goroutine: it
+// waits for a running writer, sends the plaintext bytes, and replaces the
+// socket with a TLS server connection whose handshake it runs.
+func (p *pconn) upgrade() error {
+	c := p.c
+	c.mu.Lock()
+	for p.writing {
+		c.mu.Unlock()
+		select {
+		case <-p.idle:
+		case <-p.closed:
+			return ErrClosed
+		}
+		c.mu.Lock()
+	}
+	plain := p.plain
+	p.plain = outQueue{}
+	cfg := p.upgradeCfg
+	c.mu.Unlock()
+
+	raw := p.conn()
+	_ = raw.SetDeadline(time.Now().Add(c.srv.opts.HandshakeTimeout))
+	var werr error
+	for _, b := range plain.appendTo(nil, len(plain.pieces)) {
+		if werr == nil {
+			var n int
+			n, werr = raw.Write(b)
+			c.srv.stats.out.Add(uint64(n))
+		}
+	}
+	runReleases(plain.drop(nil))
+	if werr != nil {
+		return fmt.Errorf("write: %w", werr)
+	}
+	tc := tls.Server(raw, cfg)
+	p.ncMu.Lock()
+	p.nc = tc
+	p.ncMu.Unlock()
+	select {
+	case <-p.closed:
+		// Closed while we swapped: close what we now hold too.
+		tc.Close()
+		return ErrClosed
+	default:
+	}
+	err := tc.Handshake()
+	_ = raw.SetDeadline(time.Time{})
+	if err != nil {
+		c.srv.stats.tlsFailures.Add(1)
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	st := tc.ConnectionState()
+	p.cbMu.Lock()
+	c.tlsState = &st
+	p.cbMu.Unlock()
+	c.mu.Lock()
+	p.upgrading = false
+	if !c.out.empty() && !p.writing && c.state != stateClosed {
+		p.writing = true
+		go p.writeLoop()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
 // readLoop runs the connection's input side and, when it ends, finalizes
 // the connection.
 func (p *pconn) readLoop() {
 	defer p.t.wg.Done()
 	c := p.c
 	h := c.srv.handler
+	if tc, ok := p.nc.(*tls.Conn); ok {
+		if err := p.handshake(tc); err != nil {
+			// The handler never saw it: no OnOpen, so no OnClose.
+			p.closeNC()
+			p.finalizeUnopened()
+			return
+		}
+	}
 	p.cbMu.Lock()
 	h.OnOpen(c)
 	p.cbMu.Unlock()
 
-	buf := make([]byte, portableReadSize)
+	var buf []byte
 	var rerr error
 	for {
+		if p.upgradeCfg != nil && c.tlsState == nil {
+			if err := p.upgrade(); err != nil {
+				c.mu.Lock()
+				c.closeLocked(err, true)
+				c.mu.Unlock()
+				rerr = err
+				break
+			}
+		}
+		if buf == nil {
+			// Allocated once reading starts: a connection stuck in its
+			// handshake holds no read buffer.
+			buf = make([]byte, portableReadSize)
+		}
 		p.cbMu.Lock()
 		paused := c.readPaused
 		p.cbMu.Unlock()
 		if paused {
 			select {
 			case <-p.resumed:
+				continue
 			case <-p.closed:
+				// Closed while paused: no resume will come.
+				rerr = ErrClosed
 			}
-			continue
+			break
 		}
-		n, err := p.nc.Read(buf)
+		n, err := p.conn().Read(buf)
 		if n > 0 {
 			c.srv.stats.in.Add(uint64(n))
 			c.counted.read(n, time.Now().UnixNano())
@@ -288,7 +434,7 @@ func (p *pconn) readLoop() {
 	if errors.Is(rerr, io.EOF) {
 		// The peer sends no more but may still read what is queued.
 		c.Close(nil)
-	} else {
+	} else if rerr != nil {
 		select {
 		case <-p.closed:
 			// Our own close of the socket: the recorded reason stands.
@@ -300,6 +446,18 @@ func (p *pconn) readLoop() {
 	}
 	<-p.closed
 	p.finalize()
+}
+
+// finalizeUnopened forgets a connection whose TLS handshake failed.
+func (p *pconn) finalizeUnopened() {
+	c := p.c
+	c.mu.Lock()
+	c.state = stateClosed
+	c.mu.Unlock()
+	p.t.mu.Lock()
+	delete(p.t.conns, c)
+	p.t.mu.Unlock()
+	c.srv.stats.open.Add(-1)
 }
 
 func (p *pconn) finalize() {
@@ -337,12 +495,24 @@ func (p *pconn) finalize() {
 // leaving an empty one for concurrent writers.
 func (p *pconn) writeLoop() {
 	c := p.c
+	defer func() {
+		select {
+		case p.idle <- struct{}{}:
+		default:
+		}
+	}()
 	for {
 		c.mu.Lock()
 		if c.drop || c.state == stateClosed {
 			p.writing = false
 			c.mu.Unlock()
 			p.closeNC()
+			return
+		}
+		if p.upgrading {
+			// StartTLS: the rest goes out once the handshake is done.
+			p.writing = false
+			c.mu.Unlock()
 			return
 		}
 		if c.out.empty() {
@@ -381,7 +551,8 @@ func (p *pconn) writeLoop() {
 // writeBatch writes p.batch: with writev on TCP (net.Buffers), and
 // coalesced into record-sized writes on TLS, where every Write is a record.
 func (p *pconn) writeBatch() (int64, error) {
-	if tc, ok := p.nc.(*stdnet.TCPConn); ok {
+	nc := p.conn()
+	if tc, ok := nc.(*stdnet.TCPConn); ok {
 		p.bufs = p.batch.appendTo(p.bufs[:0], len(p.batch.pieces))
 		bufs := stdnet.Buffers(p.bufs)
 		n, err := bufs.WriteTo(tc)
@@ -395,7 +566,7 @@ func (p *pconn) writeBatch() (int64, error) {
 		if len(scratch.B) == 0 {
 			return nil
 		}
-		n, err := p.nc.Write(scratch.B)
+		n, err := nc.Write(scratch.B)
 		total += int64(n)
 		scratch.B = scratch.B[:0]
 		return err
@@ -407,7 +578,7 @@ func (p *pconn) writeBatch() (int64, error) {
 			if err := flush(); err != nil {
 				return total, err
 			}
-			n, err := p.nc.Write(b)
+			n, err := nc.Write(b)
 			total += int64(n)
 			if err != nil {
 				return total, err

@@ -28,6 +28,10 @@ var (
 	// ErrServerClosed is the reason given to OnClose for connections closed
 	// by Server.Shutdown.
 	ErrServerClosed = errors.New("ledge/net: server shut down")
+	// ErrNoUpgrade is returned by Conn.StartTLS where a connection cannot
+	// be upgraded: on the epoll transport, on a TLS listener, twice, or
+	// from a goroutine other than the connection's reader.
+	ErrNoUpgrade = errors.New("ledge/net: StartTLS needs a plaintext connection of the portable transport, from OnOpen or OnData")
 )
 
 // Defaults used for zero fields of Options. They are sized for an edge
@@ -37,6 +41,8 @@ const (
 	DefaultMaxInput       = 1 << 20
 	DefaultReadBufferSize = 64 << 10
 	DefaultCloseTimeout   = 5 * time.Second
+	// DefaultHandshakeTimeout is a TLS handshake's bound.
+	DefaultHandshakeTimeout = 10 * time.Second
 )
 
 // Handler is a protocol: it is given a connection's bytes and reacts with
@@ -78,8 +84,14 @@ type Options struct {
 	// its queue before it is dropped.
 	CloseTimeout time.Duration
 	// TLSConfig, when set, serves TLS; TLS listeners use the portable
-	// transport.
+	// transport. The handshake is done before OnOpen, so the handler sees
+	// only connections that completed it (Conn.TLS has their state); one
+	// that fails or does not finish within HandshakeTimeout is closed
+	// without a callback and counted in Stats.TLSHandshakeFailures.
 	TLSConfig *tls.Config
+	// HandshakeTimeout bounds a TLS handshake, at accept or after
+	// Conn.StartTLS (DefaultHandshakeTimeout when zero).
+	HandshakeTimeout time.Duration
 	// RefuseMessage, when set, is written (best effort, without blocking)
 	// to a connection refused by MaxConns before it is closed, so a protocol
 	// can say why, e.g. "-ERR 'maximum connections exceeded'\r\n".
@@ -108,6 +120,9 @@ func (o Options) withDefaults() Options {
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = DefaultCloseTimeout
 	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
 	return o
 }
 
@@ -122,6 +137,9 @@ type Stats struct {
 	InputTooLarge uint64 // connections closed by MaxInput
 	HeldBuffers   int64  // pooled input buffers held for partial frames
 	HandlerPanics uint64 // connections closed because their handler panicked
+	// TLSHandshakeFailures counts TLS connections closed because their
+	// handshake failed or did not finish in time.
+	TLSHandshakeFailures uint64
 }
 
 // counters are the live values behind Stats; typed atomics keep 64-bit
@@ -129,7 +147,7 @@ type Stats struct {
 type counters struct {
 	open, held                                   atomic.Int64
 	total, refused, in, out, slow, inputTooLarge atomic.Uint64
-	panics                                       atomic.Uint64
+	panics, tlsFailures                          atomic.Uint64
 	nextID                                       atomic.Uint64
 }
 
@@ -204,5 +222,7 @@ func (s *Server) Stats() Stats {
 		InputTooLarge: s.stats.inputTooLarge.Load(),
 		HeldBuffers:   s.stats.held.Load(),
 		HandlerPanics: s.stats.panics.Load(),
+
+		TLSHandshakeFailures: s.stats.tlsFailures.Load(),
 	}
 }

@@ -767,19 +767,6 @@ func TestPersistentMessagesSurviveRestart(t *testing.T) {
 	none(t, sub, 50*time.Millisecond)
 }
 
-// login and passcode are checked when a user is configured.
-func TestLogin(t *testing.T) {
-	g := startGateway(t, false, Options{Username: "app", Password: "secret"}, "")
-	if _, err := stomp.Dial("tcp", g.addr, stomp.ConnOpt.Login("app", "wrong"), stomp.ConnOpt.Logger(quietStomp{})); err == nil {
-		t.Fatal("wrong passcode accepted")
-	}
-	r := dialRaw(t, g.addr)
-	r.send("CONNECT\naccept-version:1.2\nlogin:app\n\n\x00")
-	r.readError("access refused")
-	c := dial(t, g.addr, stomp.ConnOpt.Login("app", "secret"))
-	must(t, c.Send("/topic/x", "", nil, stomp.SendOpt.Receipt))
-}
-
 // A DISCONNECT's receipt comes once the SENDs before it are stored.
 func TestDisconnectReceiptAfterStores(t *testing.T) {
 	g := startGateway(t, false, Options{}, "")

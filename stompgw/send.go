@@ -89,7 +89,9 @@ func (s *session) send(f *frame.Frame, replay bool) error {
 	receipt := cp.receipt()
 	s.later(func() error {
 		if qname != "" {
-			if _, err := s.srv.amqp.DeclareQueue(nil, qname, qopts); err != nil {
+			// The owner carries the client, whose configure permission
+			// the declaration needs; the queue is not its own.
+			if _, err := s.srv.amqp.DeclareQueue(s.owner, qname, qopts); err != nil {
 				return err
 			}
 		}
@@ -168,6 +170,7 @@ func (s *session) publish(f *frame.Frame, d dest, commit *commitWait) error {
 		return s.failAMQP(string(r), err)
 	}
 	s.countIn(len(f.Body))
+	s.throttle()
 	return nil
 }
 

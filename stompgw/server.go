@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ledgemq/ledge/amqpgw"
+	"github.com/ledgemq/ledge/auth"
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/stompgw/frame"
 )
@@ -37,10 +38,12 @@ type Options struct {
 	// to in either direction (1 s when zero): a client asking for
 	// shorter gets this.
 	MinHeartBeat time.Duration
-	// Username and Password, when Username is set, are required as
-	// CONNECT's login and passcode; otherwise any are accepted (users
-	// come with auth/).
-	Username, Password string
+	// Auth lets clients in and says what each may do (package auth):
+	// CONNECT's login and passcode, or a TLS client certificate, are
+	// checked off the event loop, and the destinations need the
+	// permissions of the AMQP exchanges and queues they are (auth.go).
+	// nil lets every client do everything.
+	Auth auth.Authenticator
 	// Version is what the server header says after "ledge/".
 	Version string
 	Logger  *slog.Logger
@@ -112,12 +115,3 @@ func (s *Server) WebSocketHandler() lnet.Handler { return handler{srv: s, ws: tr
 // MaxInput is the unconsumed input a connection needs room for: the
 // largest frame and its WebSocket framing.
 func (s *Server) MaxInput() int { return s.limits.MaxFrame + 16 }
-
-// authenticate checks CONNECT's credentials. It is the one place they are
-// checked, so that users and permissions (auth/) can take its place.
-func (s *Server) authenticate(login, passcode []byte) bool {
-	if s.opts.Username == "" {
-		return true
-	}
-	return string(login) == s.opts.Username && string(passcode) == s.opts.Password
-}

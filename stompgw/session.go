@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ledgemq/ledge/amqpgw"
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/broker"
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/net/websocket"
@@ -67,6 +68,14 @@ type session struct {
 
 	sendDone func(broker.PubAck, error)
 
+	// Auth (auth.go): the client (nil without Options.Auth); while
+	// authWait the CONNECT waits for its check, whose answer pending
+	// carries to the loop; until throttleEnd input waits for the rate.
+	client      *auth.Client
+	authWait    bool
+	pending     auth.Pending
+	throttleEnd time.Time
+
 	outMu sync.Mutex
 	wbuf  []byte
 	wsBuf []byte
@@ -96,6 +105,9 @@ func (s *session) feed(in []byte) (int, error) {
 		if s.stopped {
 			return len(in), nil
 		}
+		if s.authWait || s.throttledNow() {
+			break
+		}
 		if s.busy {
 			if !s.ws {
 				// The input is presented again when the pause ends.
@@ -118,6 +130,10 @@ func (s *session) feed(in []byte) (int, error) {
 		}
 		used += n
 		if err := s.handle(&s.f); err != nil {
+			if err == errWaitAuth {
+				// The CONNECT is decoded again once its check is done.
+				return used - n, nil
+			}
 			return used, err
 		}
 	}
@@ -186,11 +202,8 @@ func (s *session) connect(f *frame.Frame) error {
 			return fmt.Errorf("%w: no common version in %q", ErrProtocol, list)
 		}
 	}
-	login, _ := f.Get("login")
-	passcode, _ := f.Get("passcode")
-	if !s.srv.authenticate(login, passcode) {
-		s.loginRefused = true
-		return s.fail(f, "access refused", "bad login or passcode for user "+printable(login))
+	if err := s.login(f); err != nil {
+		return err
 	}
 	var cx, cy time.Duration
 	if hb, ok := f.Get("heart-beat"); ok && v >= frame.V11 {
@@ -217,6 +230,10 @@ func (s *session) connect(f *frame.Frame) error {
 	s.subs = make(map[string]*subscription)
 	s.owner = s.srv.amqp.NewOwner()
 	s.pub = s.srv.amqp.NewPublisher()
+	if s.client != nil {
+		s.owner.SetClient(s.client)
+		s.pub.SetClient(s.client)
+	}
 	s.writeFrame(func(b []byte) []byte {
 		b = frame.AppendCommand(b, frame.CONNECTED)
 		if v >= frame.V11 {
@@ -233,6 +250,11 @@ func (s *session) connect(f *frame.Frame) error {
 	})
 	s.startHeartBeats()
 	host, _ := f.Get("host")
+	login, _ := f.Get("login")
+	if s.client != nil {
+		// Monitoring shows who logged in (a certificate has no login).
+		login = []byte(s.client.User())
+	}
 	s.accepted(login, host)
 	return nil
 }
@@ -457,6 +479,8 @@ func (s *session) finishDisconnect() {
 // they had not acknowledged, and the exclusive queues (temporary queues,
 // topic subscriptions) go.
 func (s *session) closedConn() {
+	s.pending.Abandon()
+	defer s.client.Close()
 	s.outMu.Lock()
 	s.closed = true
 	all := s.all

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ledgemq/ledge/amqpgw"
+	"github.com/ledgemq/ledge/auth"
+	"github.com/ledgemq/ledge/auth/authtest"
 	"github.com/ledgemq/ledge/broker"
 	lnet "github.com/ledgemq/ledge/net"
 	"github.com/ledgemq/ledge/router"
@@ -118,7 +120,9 @@ func TestSTOMPErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Errorf("dial to a closed port: %v", err)
 	}
-	url := startSTOMPLedge(t, stompgw.Options{Username: "bench", Password: "secret"})
+	logins := auth.New(auth.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policy: authtest.Policy(t, "[user bench]\npassword = plain:secret\nroles = admin\n")})
+	t.Cleanup(logins.Close)
+	url := startSTOMPLedge(t, stompgw.Options{Auth: logins})
 	_, err = benchErr(t, url, "-proto", "stomp", "-count", "10")
 	if err == nil || !strings.Contains(err.Error(), "access refused") {
 		t.Errorf("a wrong login: %v", err)

@@ -17,6 +17,7 @@ import (
 func newAMQPGateway(cfg *config, logger *slog.Logger, live *router.Router[broker.Receiver], b *broker.Broker, mw *monitorWiring) (*amqpgw.Server, error) {
 	gw, err := amqpgw.NewServer(amqpgw.Options{
 		MaxMessageSize: cfg.maxPayload,
+		Auth:           cfg.sec.svc,
 		Logger:         logger.With("proto", "amqp"),
 	}, live, b)
 	if err != nil {
@@ -26,16 +27,34 @@ func newAMQPGateway(cfg *config, logger *slog.Logger, live *router.Router[broker
 	return gw, nil
 }
 
-// listenAMQP serves AMQP 0-9-1 on cfg.amqpAddr for the gateway gw and
-// shows its connections on the HTTP port (mw).
-func listenAMQP(cfg *config, logger *slog.Logger, gw *amqpgw.Server, netOpts lnet.Options, mw *monitorWiring) (*lnet.Server, error) {
-	opts := netOpts
-	opts.MaxInput = gw.MaxInput()
-	ln, err := lnet.Listen("tcp", cfg.amqpAddr, gw.Handler(), opts)
-	if err != nil {
-		return nil, fmt.Errorf("amqp listener: %w", err)
+// listenAMQP serves AMQP 0-9-1 for the gateway gw on cfg.amqpAddr and,
+// once TLS is on, AMQPS on cfg.amqpsAddr, and shows the connections on
+// the HTTP port (mw). It names each listener it started in addrs.
+func listenAMQP(cfg *config, logger *slog.Logger, gw *amqpgw.Server, netOpts lnet.Options, mw *monitorWiring, addrs listening) ([]*lnet.Server, error) {
+	var lns []*lnet.Server
+	for _, l := range []struct {
+		name, addr string
+		tls        bool
+	}{{"amqp", cfg.amqpAddr, false}, {"amqps", cfg.amqpsAddr, true}} {
+		opts := netOpts
+		opts.MaxInput = gw.MaxInput()
+		if l.tls {
+			opts.TLSConfig = cfg.sec.listenerTLS()
+		}
+		if l.addr == "" || (l.tls && opts.TLSConfig == nil) {
+			continue
+		}
+		ln, err := lnet.Listen("tcp", l.addr, gw.Handler(), opts)
+		if err != nil {
+			for _, o := range lns {
+				o.Close()
+			}
+			return nil, fmt.Errorf("%s listener: %w", l.name, err)
+		}
+		logger.Info("listening", "proto", l.name, "addr", ln.Addr().String(), "transport", ln.Transport())
+		mw.addListener(l.name, "amqp", ln)
+		addrs[l.name] = ln.Addr().String()
+		lns = append(lns, ln)
 	}
-	logger.Info("listening", "proto", "amqp", "addr", ln.Addr().String(), "transport", ln.Transport())
-	mw.addListener("amqp", "amqp", ln)
-	return ln, nil
+	return lns, nil
 }

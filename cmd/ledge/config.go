@@ -27,9 +27,14 @@ type config struct {
 	amqpAddr    string
 	mqttTLSAddr string
 	mqttWSAddr  string
+	mqttWSSAddr string
+	amqpsAddr   string
 	stomp       stompSettings
 	tlsCert     string
 	tlsKey      string
+	tlsCA       string
+	// tlsExtra are the config file's tls.* lines (auth.go).
+	tlsExtra tlsSettings
 
 	sync         string
 	syncInterval time.Duration
@@ -42,11 +47,13 @@ type config struct {
 	loops        int
 	portable     bool
 
-	natsUser     string
-	natsPassword string
-	natsToken    string
-	mqttUser     string
-	mqttPassword string
+	// usersFile names the users and permissions; user and password are
+	// one admin user from the command line (auth.go).
+	usersFile string
+	user      string
+	password  string
+	// sec is the running broker's auth and TLS, once set up.
+	sec *security
 
 	logLevel  string
 	logFormat string
@@ -76,8 +83,14 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.mqttWSAddr, "mqtt-ws-addr", ":8083", "address for MQTT over WebSocket, for browser dashboards (empty to disable)")
 	fs.StringVar(&cfg.amqpAddr, "amqp-addr", ":5672", "address for AMQP 0-9-1 clients (host:port; empty to disable)")
 	addSTOMPFlags(fs, &cfg.stomp)
-	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate `FILE` (with its chain) for the TLS listeners")
+	fs.StringVar(&cfg.mqttWSSAddr, "mqtt-wss-addr", ":8084", "address for MQTT over secure WebSocket, served when -tls-cert is set (empty to disable)")
+	fs.StringVar(&cfg.amqpsAddr, "amqps-addr", ":5671", "address for AMQP over TLS, served when -tls-cert is set (empty to disable)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate `FILE` (with its chain): turns on TLS for every listener (NATS requires it then; \"tls.nats = off\" in the config file keeps it plain)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key `FILE` of -tls-cert")
+	fs.StringVar(&cfg.tlsCA, "tls-ca", "", "PEM `FILE` of the CAs whose client certificates log in as the user their CN or SAN names (mutual TLS)")
+	fs.StringVar(&cfg.usersFile, "users", "", "users and permissions `FILE` (see docs/AUTH.md; \"ledge passwd\" writes it); without users, only clients on loopback are let in")
+	fs.StringVar(&cfg.user, "user", "", "one admin user, with -password, for every protocol (the users file is the way for more)")
+	fs.StringVar(&cfg.password, "password", "", "the password of -user (better set as LEDGE_PASSWORD than on the command line)")
 	fs.StringVar(&cfg.sync, "sync", "always", "when a stored message is confirmed to its publisher: always (after fsync), interval (after the periodic fsync) or never (once written)")
 	fs.DurationVar(&cfg.syncInterval, "sync-interval", 100*time.Millisecond, "fsync period of streams under -sync interval")
 	fs.IntVar(&cfg.maxPayload, "max-payload", 1<<20, "largest message payload in bytes, headers included")
@@ -87,11 +100,6 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.maxPingsOut, "max-pings-out", 2, "unanswered pings before a NATS client is dropped as stale")
 	fs.IntVar(&cfg.loops, "loops", 0, "event loops (0: one per CPU)")
 	fs.BoolVar(&cfg.portable, "portable", false, "use the portable network transport instead of epoll")
-	fs.StringVar(&cfg.natsUser, "nats-user", "", "require this user name from NATS clients")
-	fs.StringVar(&cfg.natsPassword, "nats-password", "", "the password that goes with -nats-user")
-	fs.StringVar(&cfg.natsToken, "nats-token", "", "require this token from NATS clients")
-	fs.StringVar(&cfg.mqttUser, "mqtt-user", "", "require this user name from MQTT clients")
-	fs.StringVar(&cfg.mqttPassword, "mqtt-password", "", "the password that goes with -mqtt-user")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (one readable line per event) or json")
 	fs.StringVar(&cfg.gateway, "gateway-id", "", "this gateway's name in message ids upstream; stable and unique per box (default: the host name)")
@@ -102,6 +110,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 		fmt.Fprintf(out, `ledge: a message broker for edge gateways.
 
 Usage: ledge [flags]
+       ledge passwd [-c] [-b] [-D] [-token] FILE USER [PASSWORD]
        ledge ctl COMMAND [-url http://host:8222] [--json] (ledge ctl -help lists them)
 
 With no flags it serves NATS (with JetStream) on :4222, MQTT on :1883,
@@ -111,7 +120,8 @@ set), AMQP 0-9-1 on :5672, STOMP on :61613, STOMP over WebSocket on :15674
 the JSON API, Prometheus /metrics and the web console at
 http://localhost:8222/), and keeps its data in ./ledge-data. "ledge ctl"
 asks the HTTP port: queues, connections, streams, uplinks, and the
-operator's actions.
+operator's actions. Without -users or -user, only clients on this machine
+(loopback) are let in; "ledge passwd -c FILE NAME" makes a users file.
 Every flag can also be set as an environment variable (LEDGE_ and the name
 in upper case with '-' as '_', e.g. LEDGE_DATA_DIR) or in the file named by
 -config (one "name = value" a line). Flags win over the environment, which
@@ -201,6 +211,12 @@ func applyConfigFile(fs *flag.FlagSet, cfg *config, path string, set map[string]
 		if name == "config" {
 			return fmt.Errorf("%s:%d: a config file cannot name another", path, n)
 		}
+		if strings.HasPrefix(name, "tls.") {
+			if err := cfg.setTLSSetting(name, value); err != nil {
+				return fmt.Errorf("%s:%d: %w", path, n, err)
+			}
+			continue
+		}
 		if strings.HasPrefix(name, "uplink.") {
 			if err := cfg.setNamedUplink(name, value); err != nil {
 				return fmt.Errorf("%s:%d: %w", path, n, err)
@@ -239,17 +255,8 @@ func (c *config) validate() error {
 	if c.maxConns < 0 || c.loops < 0 || c.maxPingsOut < 1 || c.pingInterval <= 0 {
 		errs = append(errs, errors.New("max-conns and loops must be >= 0, max-pings-out >= 1, ping-interval > 0"))
 	}
-	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return errors.New("-tls-cert and -tls-key go together")
-	}
-	if c.mqttPassword != "" && c.mqttUser == "" {
-		return errors.New("-mqtt-password needs -mqtt-user")
-	}
-	if err := c.stomp.validate(); err != nil {
+	if err := c.validateSecurity(); err != nil {
 		errs = append(errs, err)
-	}
-	if (c.natsUser == "") != (c.natsPassword == "") {
-		errs = append(errs, errors.New("nats-user and nats-password go together"))
 	}
 	if _, err := parseSync(c.sync); err != nil {
 		errs = append(errs, err)

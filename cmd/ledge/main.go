@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,6 +35,8 @@ func main() {
 	var err error
 	if len(os.Args) > 1 && os.Args[1] == "ctl" {
 		err = runCtl(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr)
+	} else if len(os.Args) > 1 && os.Args[1] == "passwd" {
+		err = runPasswd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
 	} else {
 		err = run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
 	}
@@ -83,6 +84,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer unlock()
+	// Users, permissions and TLS for every listener (auth.go).
+	sec, err := setupSecurity(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer sec.close()
 	mw, err := startMonitor(cfg, logger)
 	if err != nil {
 		return err
@@ -113,14 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer closeBroker()
 
-	var tlsConfig *tls.Config
-	if cfg.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
-		if err != nil {
-			return fmt.Errorf("tls: %w", err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
+	tlsConfig := sec.listenerTLS()
 
 	// The router every protocol's live subscribers share, so that a
 	// message published on one reaches subscribers of all.
@@ -141,18 +141,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}()
 
 	if cfg.natsAddr != "" {
-		gw := natsgw.NewServer(natsgw.Options{
+		nopts := natsgw.Options{
 			MaxPayload:   cfg.maxPayload,
 			PingInterval: cfg.pingInterval,
 			MaxPingsOut:  cfg.maxPingsOut,
-			Username:     cfg.natsUser,
-			Password:     cfg.natsPassword,
-			Token:        cfg.natsToken,
 			Logger:       logger.With("proto", "nats"),
 			Broker:       b,
 			Live:         live,
-		})
+		}
 		opts := netOpts
+		sec.nats(&nopts, &opts)
+		gw := natsgw.NewServer(nopts)
 		opts.MaxInput = gw.MaxInput()
 		opts.RefuseMessage = natsgw.AppendErr(nil, "maximum connections exceeded")
 		ln, err := lnet.Listen("tcp", cfg.natsAddr, gw.Handler(), opts)
@@ -168,8 +167,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.mqttAddr != "" {
 		gw, err := mqttgw.NewServer(mqttgw.Options{
 			MaxPacketSize: cfg.maxPayload + 64<<10,
-			Username:      cfg.mqttUser,
-			Password:      cfg.mqttPassword,
+			Auth:          sec.svc,
 			Logger:        logger.With("proto", "mqtt"),
 		}, live, b)
 		if err != nil {
@@ -185,6 +183,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			{"mqtt", cfg.mqttAddr, gw.Handler(), false},
 			{"mqtt-ws", cfg.mqttWSAddr, gw.WebSocketHandler(), false},
 			{"mqtt-tls", cfg.mqttTLSAddr, gw.Handler(), true},
+			{"mqtt-wss", cfg.mqttWSSAddr, gw.WebSocketHandler(), true},
 		}
 		for _, l := range listeners {
 			if l.addr == "" || (l.tls && tlsConfig == nil) {
@@ -214,12 +213,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		defer amqpGW.Close()
 		if cfg.amqpAddr != "" {
-			ln, err := listenAMQP(cfg, logger, amqpGW, netOpts, mw)
+			lns, err := listenAMQP(cfg, logger, amqpGW, netOpts, mw, addrs)
 			if err != nil {
 				return err
 			}
-			servers = append(servers, ln)
-			addrs["amqp"] = ln.Addr().String()
+			servers = append(servers, lns...)
 		}
 		if cfg.stomp.enabled() {
 			lns, err := listenSTOMP(cfg, logger, amqpGW, netOpts, tlsConfig, addrs, mw)
@@ -256,12 +254,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var parts []string
-	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "amqp", "stomp", "stomp-ws", "stomp-tls", "http"} {
+	for _, p := range []string{"nats", "mqtt", "mqtt-ws", "mqtt-tls", "mqtt-wss", "amqp", "amqps", "stomp", "stomp-ws", "stomp-tls", "http"} {
 		if a, ok := addrs[p]; ok {
 			parts = append(parts, p+"="+a)
 		}
 	}
-	logger.Info("ledge ready", "version", version, "listen", strings.Join(parts, " "), "data", cfg.dataDir, "streams", len(b.Streams()), "sync", cfg.sync, "uplinks", len(ups))
+	sec.watch(ctx)
+	authMode, tlsMode := sec.mode()
+	logger.Info("ledge ready", "version", version, "listen", strings.Join(parts, " "), "data", cfg.dataDir, "streams", len(b.Streams()), "sync", cfg.sync, "uplinks", len(ups), "auth", authMode, "tls", tlsMode)
 	if ready != nil {
 		ready(addrs)
 	}

@@ -87,7 +87,7 @@ func TestBadSettings(t *testing.T) {
 		{"line without value", []string{"-config", write("b.conf", "data-dir\n")}, nil, "want name = value"},
 		{"missing file", []string{"-config", filepath.Join(dir, "none.conf")}, nil, "config file"},
 		{"payload out of range", []string{"-max-payload", "0"}, nil, "max-payload"},
-		{"user without password", []string{"-nats-user", "u"}, nil, "go together"},
+		{"user without password", []string{"-user", "u"}, nil, "go together"},
 		{"bad log level", []string{"-log-level", "loud"}, nil, "log-level"},
 		{"bad sync policy", []string{"-sync", "sometimes"}, nil, "want always, interval or never"},
 	}

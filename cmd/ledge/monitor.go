@@ -78,6 +78,8 @@ func startMonitor(cfg *config, logger *slog.Logger) (*monitorWiring, error) {
 		Version: version, ServerName: cfg.gatewayID(), DataDir: cfg.dataDir,
 		MetricsTop: m.top, MetricsAllQueues: m.allQueues, MetricsConnections: m.connections,
 		Logger: logger.With("part", "monitor"),
+		// The same users and roles as every protocol (auth.go).
+		Access: cfg.sec.httpAccess,
 	}
 	var tlsConfig *tls.Config
 	if cfg.tlsCert != "" {
@@ -89,7 +91,9 @@ func startMonitor(cfg *config, logger *slog.Logger) (*monitorWiring, error) {
 			opts.Certificates = append(opts.Certificates, monitor.Certificate{Name: cfg.tlsCert, NotAfter: leaf.NotAfter})
 		}
 		if m.tls {
-			tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			// The listeners' TLS: reloaded on SIGHUP, client
+			// certificates mapped to users.
+			tlsConfig = cfg.sec.listenerTLS()
 		}
 	}
 	ln, err := net.Listen("tcp", m.addr)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -16,22 +15,12 @@ import (
 // stompSettings are the STOMP gateway's flags.
 type stompSettings struct {
 	addr, wsAddr, tlsAddr string
-	user, password        string
 }
 
 func addSTOMPFlags(fs *flag.FlagSet, s *stompSettings) {
 	fs.StringVar(&s.addr, "stomp-addr", ":61613", "address for STOMP 1.0, 1.1 and 1.2 clients (host:port; empty to disable)")
 	fs.StringVar(&s.wsAddr, "stomp-ws-addr", ":15674", "address for STOMP over WebSocket, for browsers (empty to disable)")
 	fs.StringVar(&s.tlsAddr, "stomp-tls-addr", ":61614", "address for STOMP over TLS, served when -tls-cert is set (empty to disable)")
-	fs.StringVar(&s.user, "stomp-user", "", "require this login from STOMP clients")
-	fs.StringVar(&s.password, "stomp-password", "", "the passcode that goes with -stomp-user")
-}
-
-func (s *stompSettings) validate() error {
-	if s.password != "" && s.user == "" {
-		return errors.New("-stomp-password needs -stomp-user")
-	}
-	return nil
 }
 
 // enabled says whether any STOMP listener may be served.
@@ -45,8 +34,7 @@ func listenSTOMP(cfg *config, logger *slog.Logger, amqp *amqpgw.Server, netOpts 
 	st := &cfg.stomp
 	gw, err := stompgw.NewServer(stompgw.Options{
 		MaxBodySize: cfg.maxPayload,
-		Username:    st.user,
-		Password:    st.password,
+		Auth:        cfg.sec.svc,
 		Version:     version,
 		Logger:      logger.With("proto", "stomp"),
 	}, amqp)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ledgemq/ledge/auth"
 	"github.com/ledgemq/ledge/bridge"
 )
 
@@ -105,7 +106,7 @@ func (u *uplinkSettings) uplink() (bridge.Uplink, error) {
 	return bridge.Uplink{
 		Name: u.name, URLs: splitList(u.urls),
 		User: u.user, Password: u.password, Token: u.token, NKeyFile: u.nkey, CredsFile: u.creds,
-		TLSCA: u.tlsCA, TLSCert: u.tlsCert, TLSKey: u.tlsKey,
+		TLS:     auth.TLSFiles{CA: u.tlsCA, Cert: u.tlsCert, Key: u.tlsKey},
 		Streams: splitList(u.streams), Subjects: splitList(u.subjects), Prefix: u.prefix,
 		UpstreamStream: u.upstreamStream, Mode: mode,
 		Window: u.window, WindowBytes: u.windowBytes, StallTimeout: u.stall, BackoffMax: u.backoffMax,
