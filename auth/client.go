@@ -19,7 +19,6 @@ const (
 	byCert
 	byAnonymous
 	byLoopback // the default mode without users
-	byInternal // the broker's own connections
 )
 
 // Client is one authenticated connection: who it is and what it may do.

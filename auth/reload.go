@@ -66,8 +66,6 @@ func (s *Service) stillValid(p *Policy, cl *Client) (*grant, bool) {
 		return nil, false
 	}
 	switch cl.how {
-	case byInternal:
-		return nil, true
 	case byLoopback, byAnonymous:
 		return anonymous()
 	}

@@ -4,10 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -80,9 +78,6 @@ type Service struct {
 	cache   *passwordCache
 	inbox   inboxes
 
-	// internal is the token of the broker's own connections.
-	internal [32]byte
-	intToken string
 
 	mu      sync.Mutex
 	clients map[*Client]struct{}
@@ -139,10 +134,6 @@ func New(opts Options) *Service {
 		p = NewPolicy()
 	}
 	s.policy.Store(p)
-	var tok [24]byte
-	_, _ = rand.Read(tok[:])
-	s.intToken = hex.EncodeToString(tok[:])
-	s.internal = sha256.Sum256([]byte(s.intToken))
 	for range opts.Workers {
 		s.wg.Add(1)
 		go s.worker()
@@ -171,11 +162,6 @@ func (s *Service) worker() {
 
 // Policy returns the policy in force.
 func (s *Service) Policy() *Policy { return s.policy.Load() }
-
-// InternalToken is a token, made at random when the service starts and
-// valid only in this process, that logs the broker's own client
-// connections (its ctl services) in with every permission.
-func (s *Service) InternalToken() string { return s.intToken }
 
 // Stats returns the service's counters.
 func (s *Service) Stats() Stats {
@@ -230,9 +216,6 @@ func (s *Service) authenticate(r *Request, register bool, done func(*Client, err
 	}
 	if token != "" {
 		d := sha256.Sum256([]byte(token))
-		if subtle.ConstantTimeCompare(d[:], s.internal[:]) == 1 {
-			return s.admitInternal(r, register), false, nil
-		}
 		if u, ok := p.byToken[d]; ok {
 			cl, err := s.admit(p, r, u, byToken, register)
 			if cl != nil {
@@ -322,15 +305,6 @@ func (s *Service) admitAnonymous(p *Policy, r *Request, remote netip.Addr, regis
 		return s.refuse(r, remote, ErrNotAuthorized, "")
 	}
 	return s.refuse(r, remote, ErrNotAuthorized, "no credentials, and anonymous clients are not let in")
-}
-
-func (s *Service) admitInternal(r *Request, register bool) *Client {
-	cl := s.newClient(r, nil, byInternal, everything)
-	cl.name = "$ledge"
-	if register {
-		s.register(cl)
-	}
-	return cl
 }
 
 // admit lets in a user (or, with u nil, an anonymous client) whose

@@ -203,10 +203,6 @@ func TestTokenAndCert(t *testing.T) {
 	if _, err := login(t, s, Request{Protocol: MQTT, Remote: lan, Token: "t0ken"}); !errors.Is(err, ErrNotAuthorized) {
 		t.Fatalf("a protocol the user may not use: %v", err)
 	}
-	in, err := login(t, s, Request{Protocol: MQTT, Remote: lan, Token: s.InternalToken()})
-	if err != nil || !in.Unrestricted() {
-		t.Fatalf("internal token: %v %v", in, err)
-	}
 }
 
 func TestMaxConnections(t *testing.T) {
