@@ -78,7 +78,6 @@ type Service struct {
 	cache   *passwordCache
 	inbox   inboxes
 
-
 	mu      sync.Mutex
 	clients map[*Client]struct{}
 	perUser map[string]int
