@@ -2,6 +2,7 @@ package mqttgw
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -41,6 +42,18 @@ func FuzzSession(f *testing.F) {
 		f.Add(byte(level), append(append(append([]byte(nil), sub...), pub...), rel...), uint8(3))
 	}
 	f.Add(byte(4), []byte{0xC0, 0x00, 0xE0, 0x00}, uint8(1))
+	// The classes of bugs other brokers shipped as CVEs: thousands of
+	// levels in a filter and a topic, empty and wildcard-only levels, a
+	// zero-length topic without an alias.
+	deep := []byte(strings.Repeat("+/", 3000) + "#")
+	deepTopic := []byte(strings.Repeat("a/", 3000) + "b")
+	for _, level := range []packet.Level{packet.Level311, packet.Level5} {
+		sub := packet.AppendSubscribe(nil, level, &packet.Subscribe{PacketID: 2, Subscriptions: []packet.Subscription{{Filter: deep}, {Filter: []byte("//+//#")}}})
+		pub := packet.AppendPublish(nil, level, &packet.Publish{Topic: deepTopic, Payload: []byte("x")})
+		f.Add(byte(level), append(sub, pub...), uint8(7))
+		f.Add(byte(level), packet.AppendPublish(nil, level, &packet.Publish{Topic: []byte("/"), QoS: 1, PacketID: 3}), uint8(0))
+	}
+	f.Add(byte(5), []byte{0x30, 0x03, 0x00, 0x00, 0x00}, uint8(2))
 	live := router.New[broker.Receiver](router.Options{})
 	srv, err := NewServer(Options{Logger: quietLogger(), SysInterval: -1}, live, nil)
 	if err != nil {

@@ -74,6 +74,19 @@ func fuzzSeeds() [][]byte {
 	for _, tc := range malformedCases() {
 		seeds = append(seeds, tc.in)
 	}
+	// Crafted 5.0 CONNECT properties, the class of bugs other brokers
+	// shipped as CVEs: a property length far past the packet, a property
+	// given twice, a user property whose key claims 65,535 bytes.
+	head := []byte{0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x3c}
+	id := []byte{0x00, 0x01, 'c'}
+	for _, props := range [][]byte{
+		{0xff, 0xff, 0xff, 0x7f},
+		{0x0a, 0x11, 0x00, 0x00, 0x00, 0x01, 0x11, 0x00, 0x00, 0x00, 0x02},
+		{0x05, 0x26, 0xff, 0xff, 0x00, 0x00},
+	} {
+		body := append(append(append([]byte(nil), head...), props...), id...)
+		seeds = append(seeds, append([]byte{0x10, byte(len(body))}, body...))
+	}
 	return seeds
 }
 
