@@ -257,7 +257,7 @@ func TestBadInput(t *testing.T) {
 // TestAccessRoles: a monitor may read and not act; nobody may do neither;
 // probes need no credentials.
 func TestAccessRoles(t *testing.T) {
-	roles := map[string]Role{"admin": RoleAdmin, "watcher": RoleMonitor}
+	roles := map[string]Role{"admin": RoleAdmin, "watcher": RoleMonitor, "device": RoleUser}
 	r := newRig(t, Options{Access: func(req *http.Request) Role {
 		user, _, _ := req.BasicAuth()
 		return roles[user]
@@ -277,6 +277,8 @@ func TestAccessRoles(t *testing.T) {
 		{"", "GET", "/api/server", 401},
 		{"", "GET", "/metrics", 401},
 		{"", "GET", "/", 401},
+		{"device", "GET", "/api/server", 403},
+		{"device", "GET", "/", 403},
 		{"watcher", "GET", "/api/server", 200},
 		{"watcher", "GET", "/metrics", 200},
 		{"watcher", "GET", "/varz", 200},

@@ -21,6 +21,9 @@ type Role uint8
 const (
 	// RoleNone may do nothing: the request is answered 401.
 	RoleNone Role = iota
+	// RoleUser is a known user without a monitoring role: answered 403,
+	// since other credentials would not help it.
+	RoleUser
 	// RoleMonitor may read everything and change nothing.
 	RoleMonitor
 	// RoleAdmin may also act: close connections, purge, delete.
@@ -34,6 +37,8 @@ func (r Role) String() string {
 		return "monitor"
 	case RoleAdmin:
 		return "admin"
+	case RoleUser:
+		return "user"
 	}
 	return "none"
 }

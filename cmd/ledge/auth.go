@@ -194,7 +194,7 @@ func (s *security) httpAccess(r *http.Request) monitor.Role {
 	case cl.HasRole(auth.RoleMonitor):
 		return monitor.RoleMonitor
 	}
-	return monitor.RoleNone
+	return monitor.RoleUser
 }
 
 // watch reloads the users file and the TLS certificate on SIGHUP until ctx
