@@ -70,12 +70,21 @@ func refused(t testing.TB, what string, err error) {
 	}
 }
 
-// closeReason waits for a channel's close and returns it.
-func closeReason(t testing.TB, ch *amqp.Channel) *amqp.Error {
+// publishClosed publishes and waits for the broker to close the channel,
+// returning the reason. The close listener is registered before the
+// publish: registered after, it misses a close that already happened (on
+// a slow machine, under qemu) and reads a nil reason.
+func publishClosed(t testing.TB, ch *amqp.Channel, exchange, key string) error {
 	t.Helper()
 	c := ch.NotifyClose(make(chan *amqp.Error, 1))
+	if err := ch.PublishWithContext(context.Background(), exchange, key, false, false, text("x")); err != nil {
+		return err
+	}
 	select {
-	case e := <-c:
+	case e, ok := <-c:
+		if !ok || e == nil {
+			return errors.New("the channel closed without a reason")
+		}
 		return e
 	case <-time.After(5 * time.Second):
 		t.Fatal("the channel was not closed")
@@ -127,16 +136,10 @@ func TestSiteUserOnAMQP(t *testing.T) {
 			return ch.ExchangeDeclare("mine", "fanout", false, false, false, false, nil)
 		}},
 		{"publish elsewhere", func(ch *amqp.Channel) error {
-			if err := ch.PublishWithContext(context.Background(), "amq.topic", "site.dev-8.temp", false, false, text("x")); err != nil {
-				return err
-			}
-			return closeReason(t, ch)
+			return publishClosed(t, ch, "amq.topic", "site.dev-8.temp")
 		}},
 		{"publish to the default exchange's queue", func(ch *amqp.Channel) error {
-			if err := ch.PublishWithContext(context.Background(), "amq.direct", "x", false, false, text("x")); err != nil {
-				return err
-			}
-			return closeReason(t, ch)
+			return publishClosed(t, ch, "amq.direct", "x")
 		}},
 	} {
 		conn, err := amqp.Dial("amqp://dev-7:pw7@" + g.addr + "/")
