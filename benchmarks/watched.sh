@@ -10,7 +10,10 @@
 #              console's polling every 2 s (/api/server, /readyz and
 #              /api/queues, what its queue tab reads).
 # The ratios are watched / unwatched (the target: under 2% lost) and
-# unwatched / off (what merely having the port costs). The pollers are
+# unwatched / off (what merely having the port costs). Beside the rates,
+# ledge's own CPU time per message (utime + stime from /proc over the run,
+# HTTP requests included): on a shared machine the rate moves with the
+# neighbours' load by more than 2%, the CPU a message costs much less. The pollers are
 # curl processes on the same machine, so their own CPU is in the figure; a
 # real Prometheus scrapes from elsewhere.
 #
@@ -60,6 +63,9 @@ wait_port() {
 	echo "nothing listens on port $1" >&2
 	exit 1
 }
+# cpu_ticks PID prints the user + system clock ticks the process has used.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # start_ledge HTTP_ADDR starts a fresh ledge.
@@ -90,7 +96,18 @@ unwatch() {
 	stop_pid "$console_pid"
 }
 
+# run_ingest prints "msgs/s lost cpu-µs-per-message" for one run against
+# the ledge started last.
 run_ingest() {
+	local before after result
+	before=$(cpu_ticks "$ledge_pid")
+	result=$(ingest_once)
+	after=$(cpu_ticks "$ledge_pid")
+	[ "$result" = failed ] && { echo failed; return; }
+	echo "$result $(awk -v t=$((after - before)) -v hz="$hz" -v n="$QOS0_MSGS" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')"
+}
+
+ingest_once() {
 	{ "$bin/ledge-bench" -proto mqtt -json -quiet -timeout 30s -size "$SIZE" -max-ahead "$MAX_AHEAD" \
 		-url mqtt://127.0.0.1:$MQTT_PORT -scenario fanin -clients "$PUBS" -count "$QOS0_MSGS" \
 		-subject 'site/{n}/temp' 2>>"$work/bench.err" || true; } |
@@ -119,7 +136,9 @@ for _ in $(seq "$PAIRS"); do
 	watch
 	run_ingest >>"$work/watched"
 	# The broker still answers the scrape at the end of the run.
-	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep -q '^ledge_messages_received_total{protocol="mqtt"}' && scrapes=$((scrapes + 1))
+	# (Read whole before grep: with pipefail, grep -q leaving early fails curl's write.)
+	final=$(curl -sf --max-time 10 "http://127.0.0.1:$HTTP_PORT/metrics" || true)
+	grep -q '^ledge_messages_received_total{protocol="mqtt"}' <<<"$final" && scrapes=$((scrapes + 1))
 	unwatch
 	stop_pid "$ledge_pid"
 done
@@ -127,6 +146,9 @@ done
 off=$(awk '{print $1}' "$work/off" | median)
 unwatched=$(awk '{print $1}' "$work/unwatched" | median)
 watched=$(awk '{print $1}' "$work/watched" | median)
+off_cpu=$(awk '{print $3}' "$work/off" | median)
+unwatched_cpu=$(awk '{print $3}' "$work/unwatched" | median)
+watched_cpu=$(awk '{print $3}' "$work/watched" | median)
 lost=$(cat "$work/off" "$work/unwatched" "$work/watched" | awk '$1 != "failed" {l += $2} END {print l+0}')
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -137,13 +159,14 @@ report=$out/watched-$stamp.md
 	echo "Machine: $(benchmarks/machine.sh)"
 	echo "Command: PAIRS=$PAIRS PUBS=$PUBS QOS0_MSGS=$QOS0_MSGS SIZE=$SIZE MAX_AHEAD=$MAX_AHEAD benchmarks/watched.sh"
 	echo
-	echo "| ledge | QoS 0 ingest, $PUBS publishers → 1 subscriber, $SIZE B (median of $PAIRS) | ratio |"
-	echo "|---|---|---|"
-	echo "| HTTP port off | $(rate "$off") msgs/s | |"
-	echo "| HTTP port on, unwatched | $(rate "$unwatched") msgs/s | $(ratio "$unwatched" "$off") of off |"
-	echo "| watched: /metrics every 1 s, console every 2 s | $(rate "$watched") msgs/s | $(ratio "$watched" "$unwatched") of unwatched |"
+	echo "| ledge | QoS 0 ingest, $PUBS publishers → 1 subscriber, $SIZE B (median of $PAIRS) | ratio | ledge CPU per message | ratio |"
+	echo "|---|---|---|---|---|"
+	echo "| HTTP port off | $(rate "$off") msgs/s | | $off_cpu µs | |"
+	echo "| HTTP port on, unwatched | $(rate "$unwatched") msgs/s | $(ratio "$unwatched" "$off") of off | $unwatched_cpu µs | $(ratio "$unwatched_cpu" "$off_cpu") of off |"
+	echo "| watched: /metrics every 1 s, console every 2 s | $(rate "$watched") msgs/s | $(ratio "$watched" "$unwatched") of unwatched | $watched_cpu µs | $(ratio "$watched_cpu" "$unwatched_cpu") of unwatched |"
 	echo
 	echo "Runs (msgs/s): off $(awk '{printf "%s ", $1}' "$work/off"); unwatched $(awk '{printf "%s ", $1}' "$work/unwatched"); watched $(awk '{printf "%s ", $1}' "$work/watched")"
+	echo "Runs (ledge CPU µs per message): off $(awk '{printf "%s ", $3}' "$work/off"); unwatched $(awk '{printf "%s ", $3}' "$work/unwatched"); watched $(awk '{printf "%s ", $3}' "$work/watched")"
 	echo "Messages lost in all runs: $lost. Watched runs whose broker answered /metrics at the end: $scrapes of $PAIRS."
 } | tee "$report"
 if [ -s "$work/bench.err" ]; then
